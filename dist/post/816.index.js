@@ -1,0 +1,116 @@
+export const id = 816;
+export const ids = [816];
+export const modules = {
+
+/***/ 2435:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __webpack_require__) => {
+
+/* harmony export */ __webpack_require__.d(__webpack_exports__, {
+/* harmony export */   ActionsCacheTokenStore: () => (/* binding */ ActionsCacheTokenStore)
+/* harmony export */ });
+/* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6760);
+/* harmony import */ var _auth_index_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(2766);
+/* harmony import */ var _seal_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(8217);
+
+
+
+
+/**
+ * A token store in the workflow's Actions cache, so every job of a workflow reuses one login.
+ * Entries are sealed with AES-256-GCM; an entry that does not open is ignored with a warning.
+ * `clear()` saves a tombstone, the newest entry, since entries cannot be deleted.
+ */
+class ActionsCacheTokenStore extends _auth_index_js__WEBPACK_IMPORTED_MODULE_2__/* .TokenStore */ .JH {
+    #o;
+    #file;
+    constructor(options) {
+        super();
+        this.#o = options;
+        this.#file = (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(options.dir, 'token.sealed');
+    }
+    async load() {
+        if (!this.#o.read)
+            return undefined;
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)(this.#o.dir, { recursive: true, mode: 0o700 });
+        const hit = await this.#bounded('restore', () => this.#o.cache.restoreCache([this.#file], this.#o.prefix, [this.#o.prefix]));
+        if (!hit)
+            return undefined;
+        let sealed;
+        try {
+            sealed = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)(this.#file);
+        }
+        catch {
+            return undefined;
+        }
+        finally {
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(this.#file, { force: true });
+        }
+        const plain = (0,_seal_js__WEBPACK_IMPORTED_MODULE_3__/* .open */ .ho)(sealed, this.#o.key, this.#o.identity);
+        let entry;
+        try {
+            entry = plain && JSON.parse(plain.toString('utf8'));
+        }
+        catch {
+            entry = undefined;
+        }
+        if (!entry) {
+            this.#o.warn('Ignoring the cached CDSE login: it does not open with this job’s key (another cache-secret or password, or a damaged entry). Logging in instead.');
+            return undefined;
+        }
+        return entry.tokenSet === null ? undefined : _auth_index_js__WEBPACK_IMPORTED_MODULE_2__/* .TokenSet */ .KR.from(entry.tokenSet);
+    }
+    async save(tokenSet) {
+        await this.#write({ tokenSet });
+    }
+    async clear() {
+        await this.#write({ tokenSet: null });
+    }
+    async #write(entry) {
+        if (!this.#o.write)
+            return;
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)(this.#o.dir, { recursive: true, mode: 0o700 });
+        const sealed = (0,_seal_js__WEBPACK_IMPORTED_MODULE_3__/* .seal */ .od)(Buffer.from(JSON.stringify(entry)), this.#o.key, this.#o.identity);
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.writeFile)(this.#file, sealed, { mode: 0o600 });
+        try {
+            await this.#bounded('save', () => this.#o.cache.saveCache([this.#file], freshKey(this.#o.prefix)));
+        }
+        finally {
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(this.#file, { force: true });
+        }
+    }
+    // The library retries a failing service for up to ~30 s per call; a job must not wait for that.
+    async #bounded(what, operation) {
+        let timer;
+        const timeout = new Promise((resolve) => {
+            timer = setTimeout(() => {
+                this.#o.warn(`The Actions cache did not answer the ${what} within ${this.#o.timeoutMs / 1000} s; going on without it.`);
+                resolve(undefined);
+            }, this.#o.timeoutMs);
+        });
+        try {
+            return await Promise.race([
+                operation().catch((error) => {
+                    this.#o.warn(`The Actions cache ${what} failed (${error.message}); going on without it.`);
+                    return undefined;
+                }),
+                timeout,
+            ]);
+        }
+        finally {
+            clearTimeout(timer);
+        }
+    }
+}
+/** `<prefix><run id>-<attempt>-<job>-<time>-<random>`: keys are immutable and matrix jobs share a job id. */
+function freshKey(prefix) {
+    const env = process.env;
+    const job = (env.GITHUB_JOB ?? 'job').replace(/[^\w.-]/g, '_').slice(0, 100);
+    const random = Math.random().toString(36).slice(2, 8);
+    return `${prefix}${env.GITHUB_RUN_ID ?? 0}-${env.GITHUB_RUN_ATTEMPT ?? 1}-${job}-${Date.now()}-${random}`;
+}
+
+
+/***/ })
+
+};

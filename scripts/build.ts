@@ -1,0 +1,60 @@
+// npm run build [-- --out DIR]: type-check, compile the library to lib/ (the package's import
+// entry with its type declarations), and bundle the action steps and the CLI with ncc into
+// self-contained dist/ folders (what the runner executes from a checkout without node_modules).
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const root = resolve(import.meta.dirname, '..');
+const { values } = parseArgs({ options: { out: { type: 'string', default: 'dist' } } });
+const out = resolve(root, values.out as string);
+const bin = (name: string) => join(root, 'node_modules', '.bin', name);
+
+function run(command: string, args: string[]) {
+  const result = spawnSync(command, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}
+
+rmSync(join(root, 'lib'), { recursive: true, force: true });
+run(bin('tsc'), ['-p', 'tsconfig.build.json']);
+
+const entries = { main: 'lib/action/main.js', post: 'lib/action/post.js', cli: 'lib/cli/main.js' };
+const staging = mkdtempSync(join(root, '.dist-'));
+try {
+  for (const [name, entry] of Object.entries(entries)) {
+    // --no-source-map-register / no cache: the same sources must give the same bytes.
+    run(bin('ncc'), [
+      'build',
+      entry,
+      '-o',
+      join(staging, name),
+      '--minify',
+      '--no-cache',
+      '--quiet',
+      '--license',
+      'licenses.txt',
+    ]);
+  }
+  const cli = join(staging, 'cli', 'index.js');
+  const code = readFileSync(cli, 'utf8');
+  if (!code.startsWith('#!')) writeFileSync(cli, `#!/usr/bin/env node\n${code}`);
+  chmodSync(cli, 0o755);
+  rmSync(out, { recursive: true, force: true });
+  renameSync(staging, out);
+  chmodSync(out, 0o755); // mkdtemp made it private
+} finally {
+  rmSync(staging, { recursive: true, force: true });
+}
+for (const name of Object.keys(entries)) {
+  const files = readdirSync(join(out, name)).filter((f) => f.endsWith('.js'));
+  console.log(`${name}: ${files.join(', ')}`);
+}

@@ -1,0 +1,135 @@
+import * as core from '@actions/core';
+import { z } from 'zod';
+import {
+  type AuthProvider,
+  ConfigurationError,
+  type CredentialField,
+  checkEndpointUrl,
+  type GrantChoice,
+  providerFromCredentials,
+} from '../auth/index.ts';
+
+/** Inputs whose values are secrets: masked before anything else happens, never echoed. */
+export const SECRET_INPUTS = [
+  'password',
+  'totp',
+  'totp-secret',
+  'refresh-token',
+  'client-secret',
+  'cache-secret',
+] as const;
+
+const text = z.string();
+const optional = z.string().transform((s) => s || undefined);
+const flag = z
+  .enum(['true', 'True', 'TRUE', 'false', 'False', 'FALSE'], { error: 'expected true or false' })
+  .transform((s) => s.toLowerCase() === 'true');
+const wholeNumber = (min: number, max: number, unit: string) =>
+  z
+    .string()
+    .regex(/^\d+$/, `expected a whole number of ${unit} from ${min} to ${max}`)
+    .transform(Number)
+    .refine(
+      (n) => n >= min && n <= max,
+      `expected a whole number of ${unit} from ${min} to ${max}`,
+    );
+
+/** One entry per action input, keyed by its name in action.yml. */
+const InputsSchema = z.object({
+  grant: z
+    .enum(['auto', 'password', 'refresh-token', 'client-credentials'], {
+      error: 'expected auto, password, refresh-token or client-credentials',
+    })
+    .transform((g): GrantChoice => (g === 'auto' ? 'auto' : (g.replace('-', '_') as GrantChoice))),
+  username: optional,
+  password: optional,
+  totp: optional.refine((v) => v === undefined || /^\d{6,8}$/.test(v), 'expected the 6-digit code'),
+  'totp-secret': optional,
+  'refresh-token': optional,
+  'client-id': text.min(1, 'expected a client id'),
+  'client-secret': optional,
+  'token-url': text.superRefine((value, ctx) => {
+    try {
+      checkEndpointUrl(value, 'token-url');
+    } catch (error) {
+      ctx.addIssue({
+        code: 'custom',
+        message: (error as Error).message.replace(/^token-url /, ''),
+      });
+    }
+  }),
+  'expiry-skew': wholeNumber(0, 3000, 'seconds'),
+  cache: flag,
+  'cache-key': optional.refine(
+    (v) => v === undefined || (v.length <= 200 && !v.includes(',')),
+    'expected at most 200 characters and no commas',
+  ),
+  'cache-secret': optional,
+  'export-env': flag,
+  'output-refresh-token': flag,
+  logout: flag,
+  timeout: wholeNumber(1, 600, 'seconds'),
+  'max-attempts': wholeNumber(1, 10, 'attempts'),
+});
+export type Inputs = z.output<typeof InputsSchema>;
+type InputName = keyof z.input<typeof InputsSchema>;
+
+const FIELD_INPUT: Record<CredentialField | 'grant', InputName> = {
+  grant: 'grant',
+  username: 'username',
+  password: 'password',
+  totp: 'totp',
+  totpSecret: 'totp-secret',
+  refreshToken: 'refresh-token',
+  clientId: 'client-id',
+  clientSecret: 'client-secret',
+};
+
+/** Registers every secret input with the runner's masker, line by line. */
+export function maskSecretInputs(): void {
+  for (const name of SECRET_INPUTS) maskValue(core.getInput(name));
+}
+
+export function maskValue(value: string | undefined): void {
+  if (!value) return;
+  core.setSecret(value);
+  // The runner masks a multi-line value only line by line.
+  for (const line of value.split(/\r?\n/))
+    if (line.trim() && line !== value) core.setSecret(line.trim());
+  // An otpauth:// URI carries the secret as a query parameter, which logs could show alone.
+  const embedded = /[?&]secret=([^&]+)/.exec(value)?.[1];
+  if (embedded) core.setSecret(decodeURIComponent(embedded));
+}
+
+/** Reads and validates every input. Throws a `ConfigurationError` that names the input. */
+export function readInputs(): Inputs {
+  const raw = Object.fromEntries(
+    Object.keys(InputsSchema.shape).map((name) => [name, core.getInput(name)]),
+  );
+  const parsed = InputsSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const name = String(issue?.path[0] ?? 'inputs');
+  const isSecret = (SECRET_INPUTS as readonly string[]).includes(name);
+  const value = raw[name] ?? '';
+  // A non-secret value is echoed so the user sees what was wrong; a secret never is.
+  const got = isSecret || value.length > 200 ? '' : value ? ` (got '${value}')` : ' (it is empty)';
+  throw new ConfigurationError(`Input ${name}: ${issue?.message}${got}.`);
+}
+
+/** The provider the inputs describe; errors name inputs, not library fields. */
+export function providerFromInputs(inputs: Inputs): AuthProvider {
+  return providerFromCredentials(
+    {
+      username: inputs.username,
+      password: inputs.password,
+      totp: inputs.totp,
+      totpSecret: inputs['totp-secret'],
+      refreshToken: inputs['refresh-token'],
+      clientId: inputs['client-id'],
+      clientSecret: inputs['client-secret'],
+    },
+    inputs.grant,
+    (field) => FIELD_INPUT[field],
+  );
+}

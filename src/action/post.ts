@@ -1,0 +1,60 @@
+import * as core from '@actions/core';
+import { FileTokenStore, TokenManager } from '../auth/index.ts';
+import { maskSecretInputs, providerFromInputs, readInputs } from './inputs.ts';
+import { maskTokens } from './results.ts';
+import { removeSessionDir, sessionDirAt } from './session-dir.ts';
+import { STATE } from './state.ts';
+import { openWorkflowCache } from './workflow-cache.ts';
+
+/**
+ * At job end: hand a token set that a later step refreshed back to the cache, end the server
+ * session when asked, and delete the credentials. Nothing here fails the job: its work is done.
+ */
+async function post(): Promise<void> {
+  const dir = core.getState(STATE.dir);
+  if (!dir) return; // main failed before it wrote anything
+  const session = sessionDirAt(dir);
+  try {
+    maskSecretInputs();
+    const inputs = readInputs();
+    const provider = providerFromInputs(inputs);
+    const store = new FileTokenStore(session.credentialsFile, { onWarning: core.warning });
+    const tokenSet = await store.load();
+    if (tokenSet) maskTokens(tokenSet);
+
+    const cachedExpiry = core.getState(STATE.cachedExpiry);
+    const refreshedLater =
+      tokenSet && cachedExpiry && tokenSet.expiresAt.toISOString() !== cachedExpiry;
+    const cache =
+      refreshedLater || (inputs.logout && cachedExpiry)
+        ? await openWorkflowCache(inputs, provider)
+        : undefined;
+
+    if (inputs.logout) {
+      const manager = new TokenManager(provider, {
+        tokenUrl: inputs['token-url'],
+        store,
+        timeout: inputs.timeout,
+        maxAttempts: inputs['max-attempts'],
+      });
+      try {
+        const ended = await manager.logout();
+        core.info(ended ? 'Ended the CDSE session.' : 'No CDSE session was left to end.');
+      } finally {
+        await manager.close();
+      }
+      // Later jobs must not pick up the ended session.
+      await cache?.clear();
+    } else if (refreshedLater && tokenSet) {
+      await cache?.save(tokenSet);
+      core.debug('Saved the token set a later step refreshed to the cache.');
+    }
+  } catch (error) {
+    core.warning(`cdse-auth post step: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    await removeSessionDir(session.dir);
+    core.debug('Removed the credentials file.');
+  }
+}
+
+post().finally(() => process.exit());

@@ -1,0 +1,102 @@
+import { DEFAULT_CLIENT_ID } from './constants.ts';
+import { ConfigurationError } from './errors.ts';
+import {
+  type AuthProvider,
+  ClientCredentialsAuth,
+  PasswordAuth,
+  RefreshTokenAuth,
+} from './providers.ts';
+import type { GrantType } from './token-set.ts';
+
+/** Credentials as a front end collects them (action inputs, CLI flags, environment). */
+export interface Credentials {
+  username?: string | undefined;
+  password?: string | undefined;
+  totp?: string | undefined;
+  totpSecret?: string | undefined;
+  refreshToken?: string | undefined;
+  clientId?: string | undefined;
+  clientSecret?: string | undefined;
+}
+export type CredentialField = keyof Credentials;
+export type GrantChoice = 'auto' | GrantType;
+
+const FAMILY: Record<GrantType, CredentialField[]> = {
+  password: ['username', 'password', 'totp', 'totpSecret'],
+  client_credentials: ['clientSecret'],
+  refresh_token: ['refreshToken'],
+};
+
+/**
+ * Builds the provider for `grant`, or, for `auto`, for the one kind of credential that is set.
+ * Errors name fields through `label`, so each front end speaks its own names (inputs, flags).
+ */
+export function providerFromCredentials(
+  credentials: Credentials,
+  grant: GrantChoice = 'auto',
+  label: (field: CredentialField | 'grant') => string = (field) => field,
+): AuthProvider {
+  const set = (field: CredentialField) => !!credentials[field];
+  const names = (fields: CredentialField[]) => fields.map(label).join(', ');
+  let chosen: GrantType;
+  if (grant === 'auto') {
+    const present = (Object.keys(FAMILY) as GrantType[]).filter((g) => FAMILY[g].some(set));
+    if (present.length > 1) {
+      const fields = present.flatMap((g) => FAMILY[g].filter(set));
+      throw new ConfigurationError(
+        `Credentials for more than one grant are set (${names(fields)}): set only one kind, or choose one with ${label('grant')}.`,
+      );
+    }
+    const only = present[0];
+    if (!only) {
+      throw new ConfigurationError(
+        `No credentials: set ${label('username')} and ${label('password')}, or ${label('clientId')} and ${label('clientSecret')}, or ${label('refreshToken')}.`,
+      );
+    }
+    chosen = only;
+  } else {
+    chosen = grant;
+  }
+
+  const require = (...fields: CredentialField[]) => {
+    const missing = fields.filter((f) => !set(f));
+    if (missing.length) {
+      throw new ConfigurationError(`The ${chosen} grant needs ${names(missing)}.`);
+    }
+  };
+  const clientId = credentials.clientId || DEFAULT_CLIENT_ID;
+  try {
+    switch (chosen) {
+      case 'password':
+        require('username', 'password');
+        if (set('totp') && set('totpSecret')) {
+          throw new ConfigurationError(`Set ${label('totp')} or ${label('totpSecret')}, not both.`);
+        }
+        return new PasswordAuth(credentials.username as string, credentials.password as string, {
+          clientId,
+          ...(credentials.totp && { totp: credentials.totp }),
+          ...(credentials.totpSecret && { totpSecret: credentials.totpSecret }),
+        });
+      case 'client_credentials':
+        require('clientSecret');
+        if (clientId === DEFAULT_CLIENT_ID) {
+          throw new ConfigurationError(
+            `The client_credentials grant needs ${label('clientId')}: the id of your registered client (e.g. sh-…), not the public ${DEFAULT_CLIENT_ID}.`,
+          );
+        }
+        return new ClientCredentialsAuth(clientId, credentials.clientSecret as string);
+      case 'refresh_token':
+        require('refreshToken');
+        return new RefreshTokenAuth(credentials.refreshToken as string, { clientId });
+    }
+  } catch (error) {
+    // Provider constructors speak in library terms; say which field the user got wrong.
+    if (error instanceof ConfigurationError && /TOTP code/.test(error.message)) {
+      throw new ConfigurationError(`${label('totp')}: ${error.message}`);
+    }
+    if (error instanceof ConfigurationError && /TOTP secret/.test(error.message)) {
+      throw new ConfigurationError(`${label('totpSecret')}: ${error.message}`);
+    }
+    throw error;
+  }
+}

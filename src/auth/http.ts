@@ -1,0 +1,122 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Dispatcher, request } from 'undici';
+import { TokenEndpointError } from './errors.ts';
+
+export interface HttpOptions {
+  dispatcher: Dispatcher;
+  /** Per-request timeout, ms. */
+  timeoutMs: number;
+  /** Requests made at most for one operation (retryable faults only). */
+  maxAttempts: number;
+}
+
+export interface FormResponse {
+  status: number;
+  contentType: string;
+  body: string;
+  attempts: number;
+  /** Seconds the server asked us to wait, when it said so. */
+  retryAfter: number | undefined;
+}
+
+const BASE_DELAY_MS = 250;
+const MAX_BACKOFF_MS = 8_000;
+/** A `Retry-After` longer than this is not waited for: the job fails with a clear error instead. */
+const MAX_RETRY_AFTER_MS = 60_000;
+/** A token response is a few kB; a larger body is not one, and is not buffered whole. */
+const MAX_BODY_BYTES = 1 << 20;
+
+const USER_AGENT = 'cdse-auth (+https://github.com/cdse-auth/cdse-auth)';
+
+// Rate limits, gateway and server faults pass; 501/505 would only fail again.
+const retryableStatus = (s: number) =>
+  s === 408 || s === 429 || (s >= 500 && s !== 501 && s !== 505);
+
+/**
+ * POSTs a form and answers the last response. Network faults, 408/429 and 5xx are retried with
+ * exponential backoff and full jitter, honouring `Retry-After`; everything else is returned at
+ * once, because a rejected credential must never be sent twice.
+ */
+export async function postForm(
+  url: string,
+  form: Record<string, string>,
+  options: HttpOptions,
+): Promise<FormResponse> {
+  const body = new URLSearchParams(form).toString();
+  for (let attempt = 1; ; attempt++) {
+    let delayMs: number;
+    try {
+      const response = await send(url, body, options);
+      const retryAfter = parseRetryAfter(response.retryAfter);
+      if (!retryableStatus(response.status) || attempt >= options.maxAttempts) {
+        return { ...response, attempts: attempt, retryAfter };
+      }
+      if (retryAfter !== undefined && retryAfter * 1000 > MAX_RETRY_AFTER_MS) {
+        return { ...response, attempts: attempt, retryAfter };
+      }
+      delayMs = retryAfter !== undefined ? retryAfter * 1000 : backoff(attempt);
+    } catch (error) {
+      if (attempt >= options.maxAttempts) {
+        throw new TokenEndpointError(
+          `Could not reach ${new URL(url).host}: ${describeNetworkError(error)} (after ${attempt} attempt${attempt === 1 ? '' : 's'}).`,
+          { attempts: attempt },
+        );
+      }
+      delayMs = backoff(attempt);
+    }
+    await sleep(delayMs);
+  }
+}
+
+async function send(url: string, body: string, options: HttpOptions) {
+  const response = await request(url, {
+    method: 'POST',
+    dispatcher: options.dispatcher,
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+      'user-agent': USER_AGENT,
+    },
+    body,
+    signal: AbortSignal.timeout(options.timeoutMs),
+  });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) {
+      response.body.destroy();
+      break;
+    }
+    chunks.push(chunk);
+  }
+  return {
+    status: response.statusCode,
+    contentType: String(response.headers['content-type'] ?? ''),
+    body: Buffer.concat(chunks).toString('utf8'),
+    retryAfter: response.headers['retry-after'],
+  };
+}
+
+function backoff(attempt: number): number {
+  const ceiling = Math.min(MAX_BACKOFF_MS, BASE_DELAY_MS * 2 ** (attempt - 1));
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+/** `Retry-After` as seconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (!text) return undefined;
+  if (/^\d+$/.test(text.trim())) return Number(text.trim());
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+function describeNetworkError(error: unknown): string {
+  if (error instanceof Error) {
+    if (error.name === 'TimeoutError') return 'the request timed out';
+    const code = (error as { code?: string }).code ?? (error.cause as { code?: string })?.code;
+    return code ? `${code}` : error.message;
+  }
+  return String(error);
+}

@@ -1,0 +1,73 @@
+import { inspect } from 'node:util';
+import { z } from 'zod';
+
+export const GrantType = z.enum(['password', 'refresh_token', 'client_credentials']);
+export type GrantType = z.infer<typeof GrantType>;
+
+/** The persisted shape of a token set: what stores write and read back. */
+export const TokenSetSchema = z.object({
+  accessToken: z.string().min(1),
+  tokenType: z.string().min(1).default('Bearer'),
+  /** Absolute access-token expiry. */
+  expiresAt: z.coerce.date(),
+  refreshToken: z.string().min(1).optional(),
+  /** Absolute refresh-token expiry; absent means unknown or never (Keycloak offline tokens). */
+  refreshExpiresAt: z.coerce.date().optional(),
+  scope: z.string().optional(),
+  /**
+   * Where the tokens came from. A manager ignores a stored set from another endpoint or client, so
+   * a credentials file shared by two configurations never sends one server's token to the other.
+   */
+  tokenUrl: z.string().optional(),
+  clientId: z.string().optional(),
+});
+export type TokenSetData = z.output<typeof TokenSetSchema>;
+export type TokenSetInput = z.input<typeof TokenSetSchema>;
+
+// The class adds behaviour to the schema's fields; merging keeps one definition of the fields.
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: fields are assigned from the parsed schema
+export interface TokenSet extends Readonly<TokenSetData> {}
+export class TokenSet {
+  /** Throws a `ZodError` (which names fields, never values) when `data` is not a token set. */
+  constructor(data: TokenSetInput) {
+    Object.assign(this, TokenSetSchema.parse(data));
+    Object.freeze(this);
+  }
+
+  /** Parses stored JSON data; `undefined` when it is not a valid token set. */
+  static from(data: unknown): TokenSet | undefined {
+    const parsed = TokenSetSchema.safeParse(data);
+    return parsed.success ? new TokenSet(parsed.data) : undefined;
+  }
+
+  get authorizationHeader(): string {
+    // Servers disagree on the case of "bearer"; RFC 6750 clients send "Bearer".
+    const type = this.tokenType.toLowerCase() === 'bearer' ? 'Bearer' : this.tokenType;
+    return `${type} ${this.accessToken}`;
+  }
+
+  /** Whether the access token is usable for at least `skew` more seconds. */
+  accessValid(skew = 0, now = Date.now()): boolean {
+    return now + skew * 1000 < this.expiresAt.getTime();
+  }
+
+  /** Whether a refresh grant can still succeed `skew` seconds from now. */
+  refreshValid(skew = 0, now = Date.now()): boolean {
+    if (this.refreshToken === undefined) return false;
+    return (
+      this.refreshExpiresAt === undefined || now + skew * 1000 < this.refreshExpiresAt.getTime()
+    );
+  }
+
+  toJSON(): TokenSetData {
+    return { ...this };
+  }
+
+  // console.log(tokenSet) in a user's script must not print the tokens.
+  [inspect.custom](): string {
+    const refresh = this.refreshToken
+      ? `, refresh until ${this.refreshExpiresAt?.toISOString() ?? 'unknown'}`
+      : '';
+    return `TokenSet { ${this.tokenType} ***, expires ${this.expiresAt.toISOString()}${refresh} }`;
+  }
+}
