@@ -25,8 +25,8 @@ export type TokenSetData = z.output<typeof TokenSetSchema>;
 export type TokenSetInput = z.input<typeof TokenSetSchema>;
 
 // The class adds behaviour to the schema's fields; merging keeps one definition of the fields.
-// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: fields are assigned from the parsed schema
 export interface TokenSet extends Readonly<TokenSetData> {}
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the constructor assigns every field from the parsed schema
 export class TokenSet {
   /** Throws a `ZodError` (which names fields, never values) when `data` is not a token set. */
   constructor(data: TokenSetInput) {

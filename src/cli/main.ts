@@ -82,7 +82,10 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const { command, get, help, version } = parsed;
-  if (version) return (out(VERSION), 0);
+  if (version) {
+    out(VERSION);
+    return 0;
+  }
   if (help || !command) {
     (help ? out : err)(USAGE);
     return help ? 0 : 2;
