@@ -10,7 +10,7 @@ export const modules = {
 /* harmony export */ });
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6760);
-/* harmony import */ var _auth_index_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(2766);
+/* harmony import */ var _auth_index_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(1637);
 /* harmony import */ var _seal_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(8217);
 
 

@@ -1,5 +1,5 @@
 import * as core from '@actions/core';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   type AuthProvider,
   ConfigurationError,
@@ -19,52 +19,60 @@ export const SECRET_INPUTS = [
   'cache-secret',
 ] as const;
 
-const text = z.string();
-const optional = z.string().transform((s) => s || undefined);
-const flag = z
-  .enum(['true', 'True', 'TRUE', 'false', 'False', 'FALSE'], { error: 'expected true or false' })
-  .transform((s) => s.toLowerCase() === 'true');
-const wholeNumber = (min: number, max: number, unit: string) =>
-  z
-    .string()
-    .regex(/^\d+$/, `expected a whole number of ${unit} from ${min} to ${max}`)
-    .transform(Number)
-    .refine(
-      (n) => n >= min && n <= max,
-      `expected a whole number of ${unit} from ${min} to ${max}`,
-    );
+const optional = () =>
+  z.pipe(
+    z.string(),
+    z.transform((s) => s || undefined),
+  );
+const flag = z.pipe(
+  z.enum(['true', 'True', 'TRUE', 'false', 'False', 'FALSE'], { error: 'expected true or false' }),
+  z.transform((s) => s.toLowerCase() === 'true'),
+);
+const wholeNumber = (min: number, max: number, unit: string) => {
+  const expected = `expected a whole number of ${unit} from ${min} to ${max}`;
+  return z
+    .pipe(z.string().check(z.regex(/^\d+$/, expected)), z.transform(Number))
+    .check(z.refine((n) => n >= min && n <= max, expected));
+};
 
 /** One entry per action input, keyed by its name in action.yml. */
 const InputsSchema = z.object({
-  grant: z
-    .enum(['auto', 'password', 'refresh-token', 'client-credentials'], {
+  grant: z.pipe(
+    z.enum(['auto', 'password', 'refresh-token', 'client-credentials'], {
       error: 'expected auto, password, refresh-token or client-credentials',
-    })
-    .transform((g): GrantChoice => (g === 'auto' ? 'auto' : (g.replace('-', '_') as GrantChoice))),
-  username: optional,
-  password: optional,
-  totp: optional.refine((v) => v === undefined || /^\d{6,8}$/.test(v), 'expected the 6-digit code'),
-  'totp-secret': optional,
-  'refresh-token': optional,
-  'client-id': text.min(1, 'expected a client id'),
-  'client-secret': optional,
-  'token-url': text.superRefine((value, ctx) => {
-    try {
-      checkEndpointUrl(value, 'token-url');
-    } catch (error) {
-      ctx.addIssue({
-        code: 'custom',
-        message: (error as Error).message.replace(/^token-url /, ''),
-      });
-    }
-  }),
+    }),
+    z.transform((g): GrantChoice => (g === 'auto' ? 'auto' : (g.replace('-', '_') as GrantChoice))),
+  ),
+  username: optional(),
+  password: optional(),
+  totp: optional().check(
+    z.refine((v) => v === undefined || /^\d{6,8}$/.test(v), 'expected the 6-digit code'),
+  ),
+  'totp-secret': optional(),
+  'refresh-token': optional(),
+  'client-id': z.string().check(z.minLength(1, 'expected a client id')),
+  'client-secret': optional(),
+  'token-url': z.string().check(
+    z.superRefine((value, ctx) => {
+      try {
+        checkEndpointUrl(value, 'token-url');
+      } catch (error) {
+        ctx.addIssue({
+          code: 'custom',
+          message: (error as Error).message.replace(/^token-url /, ''),
+        });
+      }
+    }),
+  ),
   'expiry-skew': wholeNumber(0, 3000, 'seconds'),
   cache: flag,
-  'cache-key': optional.refine(
-    (v) => v === undefined || (v.length <= 200 && !v.includes(',')),
-    'expected at most 200 characters and no commas',
+  'cache-key': optional().check(
+    z.refine(
+      (v) => v === undefined || (v.length <= 200 && !v.includes(',')),
+      'expected at most 200 characters and no commas',
+    ),
   ),
-  'cache-secret': optional,
+  'cache-secret': optional(),
   'export-env': flag,
   'output-refresh-token': flag,
   logout: flag,

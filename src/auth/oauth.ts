@@ -1,23 +1,23 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { InvalidResponseError, TokenEndpointError } from './errors.ts';
 import { type FormResponse, type HttpOptions, postForm } from './http.ts';
 
 /** RFC 6749 §5.1, with Keycloak's `refresh_expires_in`. */
 export const TokenResponse = z.object({
-  access_token: z.string().min(1),
-  token_type: z.string().min(1).optional(),
-  expires_in: z.coerce.number().positive(),
-  refresh_token: z.string().min(1).optional(),
-  refresh_expires_in: z.coerce.number().nonnegative().optional(),
-  scope: z.string().optional(),
+  access_token: z.string().check(z.minLength(1)),
+  token_type: z.optional(z.string().check(z.minLength(1))),
+  expires_in: z.coerce.number().check(z.positive()),
+  refresh_token: z.optional(z.string().check(z.minLength(1))),
+  refresh_expires_in: z.optional(z.coerce.number().check(z.nonnegative())),
+  scope: z.optional(z.string()),
 });
 export type TokenResponse = z.infer<typeof TokenResponse>;
 
 /** RFC 6749 §5.2, plus the `message` of CDSE's gateway (WAF) answers. */
 const ErrorBody = z.object({
-  error: z.string().optional(),
-  error_description: z.string().optional(),
-  message: z.string().optional(),
+  error: z.optional(z.string()),
+  error_description: z.optional(z.string()),
+  message: z.optional(z.string()),
 });
 
 export type Redact = (text: string) => string;

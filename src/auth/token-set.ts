@@ -1,25 +1,26 @@
 import { inspect } from 'node:util';
-import { z } from 'zod';
+// zod/mini: the same schemas at a fraction of the bundle size (the action's main step loads them).
+import * as z from 'zod/mini';
 
 export const GrantType = z.enum(['password', 'refresh_token', 'client_credentials']);
 export type GrantType = z.infer<typeof GrantType>;
 
 /** The persisted shape of a token set: what stores write and read back. */
 export const TokenSetSchema = z.object({
-  accessToken: z.string().min(1),
-  tokenType: z.string().min(1).default('Bearer'),
+  accessToken: z.string().check(z.minLength(1)),
+  tokenType: z._default(z.string().check(z.minLength(1)), 'Bearer'),
   /** Absolute access-token expiry. */
   expiresAt: z.coerce.date(),
-  refreshToken: z.string().min(1).optional(),
+  refreshToken: z.optional(z.string().check(z.minLength(1))),
   /** Absolute refresh-token expiry; absent means unknown or never (Keycloak offline tokens). */
-  refreshExpiresAt: z.coerce.date().optional(),
-  scope: z.string().optional(),
+  refreshExpiresAt: z.optional(z.coerce.date()),
+  scope: z.optional(z.string()),
   /**
    * Where the tokens came from. A manager ignores a stored set from another endpoint or client, so
    * a credentials file shared by two configurations never sends one server's token to the other.
    */
-  tokenUrl: z.string().optional(),
-  clientId: z.string().optional(),
+  tokenUrl: z.optional(z.string()),
+  clientId: z.optional(z.string()),
 });
 export type TokenSetData = z.output<typeof TokenSetSchema>;
 export type TokenSetInput = z.input<typeof TokenSetSchema>;
