@@ -223,7 +223,11 @@ export class Job {
     await writeFile(eventPath, JSON.stringify(options.event ?? { repository: { private: true } }));
     // A clean environment like a runner's, without this machine's proxies or GITHUB_* values.
     job.#baseEnv = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      // No node_modules/.bin: a later step must find `cdse-auth` through the added PATH only.
+      PATH: (process.env.PATH ?? '/usr/bin:/bin')
+        .split(delimiter)
+        .filter((dir) => dir && !dir.includes('node_modules'))
+        .join(delimiter),
       HOME: process.env.HOME ?? job.root,
       LANG: 'C.UTF-8',
       CI: 'true',

@@ -16,6 +16,10 @@ export const modules = {
 
 
 
+// The entry lives here only while tar reads or writes it; it holds ciphertext only.
+const ENTRY_DIR = '.cdse-auth-cache';
+const ENTRY_FILE = 'token.sealed';
+const ENTRY_PATH = `${ENTRY_DIR}/${ENTRY_FILE}`;
 /**
  * A token store in the workflow's Actions cache, so every job of a workflow reuses one login.
  * Entries are sealed with AES-256-GCM; an entry that does not open is ignored with a warning.
@@ -23,28 +27,30 @@ export const modules = {
  */
 class ActionsCacheTokenStore extends _auth_index_js__WEBPACK_IMPORTED_MODULE_2__/* .TokenStore */ .JH {
     #o;
+    #dir;
     #file;
     constructor(options) {
         super();
         this.#o = options;
-        this.#file = (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(options.dir, 'token.sealed');
+        this.#dir = (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(options.workspace, ENTRY_DIR);
+        this.#file = (0,node_path__WEBPACK_IMPORTED_MODULE_1__.join)(this.#dir, ENTRY_FILE);
     }
     async load() {
         if (!this.#o.read)
             return undefined;
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)(this.#o.dir, { recursive: true, mode: 0o700 });
-        const hit = await this.#bounded('restore', () => this.#o.cache.restoreCache([this.#file], this.#o.prefix, [this.#o.prefix]));
-        if (!hit)
-            return undefined;
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)(this.#dir, { recursive: true, mode: 0o700 });
         let sealed;
         try {
+            const hit = await this.#bounded('restore', () => this.#o.cache.restoreCache([ENTRY_PATH], this.#o.prefix, [this.#o.prefix]));
+            if (!hit)
+                return undefined;
             sealed = await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.readFile)(this.#file);
         }
         catch {
             return undefined;
         }
         finally {
-            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(this.#file, { force: true });
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(this.#dir, { recursive: true, force: true });
         }
         const plain = (0,_seal_js__WEBPACK_IMPORTED_MODULE_3__/* .open */ .ho)(sealed, this.#o.key, this.#o.identity);
         let entry;
@@ -69,14 +75,14 @@ class ActionsCacheTokenStore extends _auth_index_js__WEBPACK_IMPORTED_MODULE_2__
     async #write(entry) {
         if (!this.#o.write)
             return;
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)(this.#o.dir, { recursive: true, mode: 0o700 });
+        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)(this.#dir, { recursive: true, mode: 0o700 });
         const sealed = (0,_seal_js__WEBPACK_IMPORTED_MODULE_3__/* .seal */ .od)(Buffer.from(JSON.stringify(entry)), this.#o.key, this.#o.identity);
-        await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.writeFile)(this.#file, sealed, { mode: 0o600 });
         try {
-            await this.#bounded('save', () => this.#o.cache.saveCache([this.#file], freshKey(this.#o.prefix)));
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.writeFile)(this.#file, sealed, { mode: 0o600 });
+            await this.#bounded('save', () => this.#o.cache.saveCache([ENTRY_PATH], freshKey(this.#o.prefix)));
         }
         finally {
-            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(this.#file, { force: true });
+            await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(this.#dir, { recursive: true, force: true });
         }
     }
     // The library retries a failing service for up to ~30 s per call; a job must not wait for that.

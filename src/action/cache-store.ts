@@ -5,6 +5,11 @@ import { open, seal } from './seal.ts';
 
 type ActionsCache = typeof import('@actions/cache');
 
+// The entry lives here only while tar reads or writes it; it holds ciphertext only.
+const ENTRY_DIR = '.cdse-auth-cache';
+const ENTRY_FILE = 'token.sealed';
+const ENTRY_PATH = `${ENTRY_DIR}/${ENTRY_FILE}`;
+
 export interface ActionsCacheTokenStoreOptions {
   /** The loaded `@actions/cache` module (loaded lazily: it costs ~260 ms of start-up). */
   cache: ActionsCache;
@@ -12,8 +17,12 @@ export interface ActionsCacheTokenStoreOptions {
   prefix: string;
   key: Buffer;
   identity: string;
-  /** A folder under RUNNER_TEMP whose path is the same in every job (the cache version hashes it). */
-  dir: string;
+  /**
+   * The working folder (GITHUB_WORKSPACE). The cache version hashes the path *string*, so the
+   * entry's path is a fixed name relative to it: the same in every job on every runner layout,
+   * where RUNNER_TEMP differs between self-hosted runners.
+   */
+  workspace: string;
   /** Each cache operation is abandoned after this long; the job goes on without the cache. */
   timeoutMs: number;
   read: boolean;
@@ -28,28 +37,30 @@ export interface ActionsCacheTokenStoreOptions {
  */
 export class ActionsCacheTokenStore extends TokenStore {
   readonly #o: ActionsCacheTokenStoreOptions;
+  readonly #dir: string;
   readonly #file: string;
 
   constructor(options: ActionsCacheTokenStoreOptions) {
     super();
     this.#o = options;
-    this.#file = join(options.dir, 'token.sealed');
+    this.#dir = join(options.workspace, ENTRY_DIR);
+    this.#file = join(this.#dir, ENTRY_FILE);
   }
 
   async load(): Promise<TokenSet | undefined> {
     if (!this.#o.read) return undefined;
-    await mkdir(this.#o.dir, { recursive: true, mode: 0o700 });
-    const hit = await this.#bounded('restore', () =>
-      this.#o.cache.restoreCache([this.#file], this.#o.prefix, [this.#o.prefix]),
-    );
-    if (!hit) return undefined;
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     let sealed: Buffer;
     try {
+      const hit = await this.#bounded('restore', () =>
+        this.#o.cache.restoreCache([ENTRY_PATH], this.#o.prefix, [this.#o.prefix]),
+      );
+      if (!hit) return undefined;
       sealed = await readFile(this.#file);
     } catch {
       return undefined;
     } finally {
-      await rm(this.#file, { force: true });
+      await rm(this.#dir, { recursive: true, force: true });
     }
     const plain = open(sealed, this.#o.key, this.#o.identity);
     let entry: { tokenSet?: unknown } | undefined;
@@ -77,15 +88,15 @@ export class ActionsCacheTokenStore extends TokenStore {
 
   async #write(entry: { tokenSet: TokenSet | null }): Promise<void> {
     if (!this.#o.write) return;
-    await mkdir(this.#o.dir, { recursive: true, mode: 0o700 });
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     const sealed = seal(Buffer.from(JSON.stringify(entry)), this.#o.key, this.#o.identity);
-    await writeFile(this.#file, sealed, { mode: 0o600 });
     try {
+      await writeFile(this.#file, sealed, { mode: 0o600 });
       await this.#bounded('save', () =>
-        this.#o.cache.saveCache([this.#file], freshKey(this.#o.prefix)),
+        this.#o.cache.saveCache([ENTRY_PATH], freshKey(this.#o.prefix)),
       );
     } finally {
-      await rm(this.#file, { force: true });
+      await rm(this.#dir, { recursive: true, force: true });
     }
   }
 

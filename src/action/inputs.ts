@@ -121,8 +121,15 @@ export function readInputs(): Inputs {
   const isSecret = (SECRET_INPUTS as readonly string[]).includes(name);
   const value = raw[name] ?? '';
   // A non-secret value is echoed so the user sees what was wrong; a secret never is.
-  const got = isSecret || value.length > 200 ? '' : value ? ` (got '${value}')` : ' (it is empty)';
-  throw new ConfigurationError(`Input ${name}: ${issue?.message}${got}.`);
+  // Some messages end in a full stop or already say what they got (token-url).
+  const message = (issue?.message ?? 'invalid value').replace(/\.$/, '');
+  const got =
+    isSecret || value.length > 200 || /\bgot\b/.test(message)
+      ? ''
+      : value
+        ? ` (got '${value}')`
+        : ' (it is empty)';
+  throw new ConfigurationError(`Input ${name}: ${message}${got}.`);
 }
 
 /** The provider the inputs describe; errors name inputs, not library fields. */

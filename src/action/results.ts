@@ -43,7 +43,7 @@ export function exportEnvironment(result: Result): void {
 
 const GRANT_TEXT: Record<GrantOutput, string> = {
   password: 'password login',
-  refresh_token: 'refreshed a cached session',
+  refresh_token: 'refresh token',
   client_credentials: 'client credentials',
   cache: 'reused the cached login (no token request)',
 };
@@ -63,7 +63,15 @@ export async function writeSummary(result: Result, cacheNote: string): Promise<v
         { data: 'Refresh until', header: true },
         { data: 'Cache', header: true },
       ],
-      [GRANT_TEXT[result.grant], result.tokenSet.expiresAt.toISOString(), refresh, cacheNote],
+      [
+        // A refresh grant renews either the given refresh-token or the session the cache held.
+        result.grant === 'refresh_token' && result.cacheHit
+          ? 'refreshed the cached login (refresh token)'
+          : GRANT_TEXT[result.grant],
+        result.tokenSet.expiresAt.toISOString(),
+        refresh,
+        cacheNote,
+      ],
     ])
     .addRaw(
       `Token endpoint: ${new URL(result.tokenUrl).host}. Later steps: <code>cdse-auth token</code>.`,

@@ -87,7 +87,7 @@ export async function openWorkflowCache(
     prefix,
     key,
     identity,
-    dir: join(process.env.RUNNER_TEMP || tmpdir(), 'cdse-auth-cache'),
+    workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
     timeoutMs: CACHE_TIMEOUT_MS,
     read,
     write,

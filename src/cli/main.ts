@@ -5,9 +5,11 @@ import {
   CdseAuthError,
   ConfigurationError,
   type Credentials,
+  checkEndpointUrl,
   DEFAULT_CLIENT_ID,
   DEFAULT_TOKEN_URL,
   FileTokenStore,
+  type GrantChoice,
   providerFromCredentials,
   RefreshTokenAuth,
   TokenManager,
@@ -37,6 +39,8 @@ Options (each also read from the environment variable shown):
   --client-secret SECRET   CDSE_CLIENT_SECRET
   --refresh-token TOKEN    CDSE_REFRESH_TOKEN
   --token-url URL          CDSE_TOKEN_URL
+  --grant GRANT            CDSE_GRANT        auto (default: from the credentials that are set),
+                                             password, client-credentials or refresh-token
   --credentials-file PATH  CDSE_CREDENTIALS_FILE  default ${defaultCredentialsFile()}
   -h, --help               this text
   --version                the version
@@ -53,12 +57,13 @@ const OPTIONS = {
   'client-secret': { type: 'string', env: 'CDSE_CLIENT_SECRET' },
   'refresh-token': { type: 'string', env: 'CDSE_REFRESH_TOKEN' },
   'token-url': { type: 'string', env: 'CDSE_TOKEN_URL' },
+  grant: { type: 'string', env: 'CDSE_GRANT' },
   'credentials-file': { type: 'string', env: 'CDSE_CREDENTIALS_FILE' },
 } as const;
 type OptionName = keyof typeof OPTIONS;
 
 const FIELD_OPTION: Record<keyof Credentials | 'grant', string> = {
-  grant: 'credentials',
+  grant: '--grant',
   username: '--username',
   password: '--password',
   totp: '--totp',
@@ -95,17 +100,21 @@ async function main(argv: string[]): Promise<number> {
     onWarning: (message) => err(`cdse-auth: warning: ${message}`),
   });
   const stored = await store.load();
-  const tokenUrl = get('token-url') ?? stored?.tokenUrl ?? DEFAULT_TOKEN_URL;
+  const givenUrl = get('token-url');
+  // Checked here so that the message names the flag; the manager checks every URL again.
+  if (givenUrl) checkEndpointUrl(givenUrl, '--token-url (CDSE_TOKEN_URL)');
+  const tokenUrl = givenUrl ?? stored?.tokenUrl ?? DEFAULT_TOKEN_URL;
   const clientId = get('client-id') ?? stored?.clientId ?? DEFAULT_CLIENT_ID;
+  const grant = grantOf(get);
 
   switch (command) {
     case 'status':
       return status(store, stored);
     case 'login':
-      return login(store, stored, await promptedCredentials(get, clientId), tokenUrl);
+      return login(store, stored, await promptedCredentials(get, clientId), tokenUrl, grant);
     case 'token':
     case 'header': {
-      const manager = managerFor(credentialsOf(get, clientId), stored, store, tokenUrl);
+      const manager = managerFor(credentialsOf(get, clientId), stored, store, tokenUrl, grant);
       try {
         const tokenSet = await manager.getTokenSet();
         if (manager.lastGrant) maskInActions(tokenSet);
@@ -120,7 +129,7 @@ async function main(argv: string[]): Promise<number> {
         err('cdse-auth: no saved session; nothing to log out.');
         return 0;
       }
-      const manager = managerFor(credentialsOf(get, clientId), stored, store, tokenUrl);
+      const manager = managerFor(credentialsOf(get, clientId), stored, store, tokenUrl, grant);
       try {
         const ended = await manager.logout();
         err(
@@ -158,6 +167,26 @@ function parse(argv: string[]) {
   return { command: positionals[0], get, help: !!values.help, version: !!values.version };
 }
 
+const GRANTS: Record<string, GrantChoice> = {
+  auto: 'auto',
+  password: 'password',
+  'client-credentials': 'client_credentials',
+  client_credentials: 'client_credentials',
+  'refresh-token': 'refresh_token',
+  refresh_token: 'refresh_token',
+};
+
+function grantOf(get: (name: OptionName) => string | undefined): GrantChoice {
+  const value = get('grant') ?? 'auto';
+  const grant = GRANTS[value];
+  if (!grant) {
+    throw new UsageError(
+      `unknown grant '${value}': expected auto, password, client-credentials or refresh-token`,
+    );
+  }
+  return grant;
+}
+
 function credentialsOf(
   get: (name: OptionName) => string | undefined,
   clientId: string,
@@ -185,10 +214,11 @@ function managerFor(
   stored: TokenSet | undefined,
   store: FileTokenStore,
   tokenUrl: string,
+  grant: GrantChoice,
 ): TokenManager {
   let provider: AuthProvider;
   if (hasCredentials(credentials)) {
-    provider = providerFromCredentials(credentials, 'auto', (field) => FIELD_OPTION[field]);
+    provider = providerFromCredentials(credentials, grant, (field) => FIELD_OPTION[field]);
   } else if (stored?.refreshToken) {
     provider = new RefreshTokenAuth(stored.refreshToken, {
       clientId: credentials.clientId ?? DEFAULT_CLIENT_ID,
@@ -247,13 +277,14 @@ async function login(
   stored: TokenSet | undefined,
   credentials: Credentials,
   tokenUrl: string,
+  grant: GrantChoice,
 ): Promise<number> {
   if (!hasCredentials(credentials)) {
     throw new ConfigurationError(
       'login needs credentials: run it on a terminal to be asked, or set CDSE_USERNAME and CDSE_PASSWORD (or CDSE_CLIENT_ID and CDSE_CLIENT_SECRET, or CDSE_REFRESH_TOKEN).',
     );
   }
-  const provider = providerFromCredentials(credentials, 'auto', (field) => FIELD_OPTION[field]);
+  const provider = providerFromCredentials(credentials, grant, (field) => FIELD_OPTION[field]);
   // CDSE counts active sessions per user (100 at most): end the one this login replaces.
   if (stored?.refreshToken) {
     const previous = new TokenManager(
