@@ -71,6 +71,10 @@ export async function openWorkflowCache(
   const fallbackSecret = credentialSecret(inputs);
   if (!cacheSecret && !fallbackSecret) return unused('off');
 
+  // The same test as the library's isFeatureAvailable(), without paying ~260 ms to import it.
+  if (!process.env.ACTIONS_RESULTS_URL && !process.env.ACTIONS_CACHE_URL) {
+    return unused('not available on this runner');
+  }
   const cache = await import('@actions/cache');
   if (!cache.isFeatureAvailable()) return unused('not available on this runner');
 
