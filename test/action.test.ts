@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, parse, sep } from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { assertNoLeaks } from './leaks.ts';
-import { Job, type JobOptions, REPO_ROOT, type StepResult } from './runner.ts';
+import { Job, type JobOptions, parseFileCommands, REPO_ROOT, type StepResult } from './runner.ts';
 import {
   IdentityServer,
   type IdentityServerOptions,
@@ -283,10 +283,11 @@ describe('grants: outputs, environment, credentials file, later steps, post', {
           assert.equal(server.counts.total, 1, 'a valid stored token needs no request');
         }
 
-        // Time passes: the access token expires and the next call refreshes it.
-        await expireStoredAccessToken(file);
+        // Time passes: the access token expires and the next call renews it. (The CLI does not
+        // read RUNNER_DEBUG: the debug run goes on with post.)
         let renewed: string | undefined;
-        if (c.refreshable) {
+        if (!debug && c.refreshable) {
+          await expireStoredAccessToken(file);
           const later = await job.runStep('cdse-auth', ['token']);
           assertOk(later, 'cdse-auth token after expiry');
           renewed = later.stdout.trim();
@@ -299,14 +300,13 @@ describe('grants: outputs, environment, credentials file, later steps, post', {
           // The new token was registered for masking before it was printed.
           assert.ok(later.stderr.includes(`::add-mask::${renewed}`));
           assert.equal((await readStored(file)).tokenSet.accessToken, renewed);
-        } else {
+        } else if (!debug) {
           // No refresh token: renewing needs the client secret, which the file never holds.
-          if (!debug) {
-            const refused = await job.runStep('cdse-auth', ['token']);
-            assert.equal(refused.code, 1);
-            assert.match(refused.stderr, /CDSE_CLIENT_SECRET/);
-            assert.equal(refused.stdout, '');
-          }
+          await expireStoredAccessToken(file);
+          const refused = await job.runStep('cdse-auth', ['token']);
+          assert.equal(refused.code, 1);
+          assert.match(refused.stderr, /CDSE_CLIENT_SECRET/);
+          assert.equal(refused.stdout, '');
           const withSecret = await job.runStep('cdse-auth', ['token'], {
             CDSE_CLIENT_ID: ROBOT.clientId,
             CDSE_CLIENT_SECRET: ROBOT.clientSecret,
@@ -499,10 +499,14 @@ describe('bad inputs fail with one error line that names the input', { concurren
 describe('failures at the server and in pull requests', { concurrency: 4 }, () => {
   test('a wrong password fails once, without retrying or showing it', async (t) => {
     const wrong = 'wrong-Password-123';
-    const { job, server } = await scenario(t, { users: [{ username: USER, password: PASSWORD }] }, {
-      username: USER,
-      password: wrong,
-    });
+    const { job, server } = await scenario(
+      t,
+      { users: [{ username: USER, password: PASSWORD }] },
+      {
+        username: USER,
+        password: wrong,
+      },
+    );
     const main = await job.runMain();
     assert.equal(main.code, 1);
     assert.equal(server.counts.password, 1, 'exactly one password request');
@@ -580,5 +584,46 @@ describe('bundles', () => {
       new RegExp(`${copy}/dist/cli/index\\.js`),
     );
     assertOk(await job.runPost(), 'post from the copy');
+  });
+});
+
+describe('the harness itself', () => {
+  test('parseFileCommands reads both formats; a later entry wins', () => {
+    const text = [
+      'plain=a=b',
+      'multi<<ghadelimiter_1',
+      'line 1',
+      'line 2',
+      'ghadelimiter_1',
+      'plain=again',
+      'empty<<EOF',
+      'EOF',
+      '',
+    ].join('\n');
+    assert.deepEqual(parseFileCommands(text), {
+      plain: 'again',
+      multi: 'line 1\nline 2',
+      empty: '',
+    });
+    assert.throws(() => parseFileCommands('x<<EOF\nno end\n'), /missing delimiter/);
+  });
+
+  test('the leak scanner follows the runner: masked from registration on, never in files', () => {
+    const secret = 's3cret-Value!';
+    assert.doesNotThrow(() =>
+      assertNoLeaks([`::add-mask::${secret}`, `uses ${secret} here`], 'summary', [secret]),
+    );
+    // Shown before it was registered, in another encoding, or masked only inside a longer value.
+    assert.throws(() => assertNoLeaks([`early ${secret}`, `::add-mask::${secret}`], '', [secret]));
+    const b64 = Buffer.from(`user:${secret}`).toString('base64');
+    assert.throws(() => assertNoLeaks([`Authorization: Basic ${b64}`], '', [secret]));
+    assert.throws(() => assertNoLeaks([`::add-mask::Bearer ${secret}`, secret], '', [secret]));
+    // Escaped command data is unescaped, and a multi-line value masked line by line.
+    assert.doesNotThrow(() =>
+      assertNoLeaks(['::add-mask::p%25ss%0Aword', 'p%ss', 'word'], '', ['p%ss', 'word']),
+    );
+    assert.throws(() => assertNoLeaks([`::add-mask::${secret}`], `| ${secret} |`, [secret]));
+    assert.throws(() => assertNoLeaks([], '', [secret], { state: [`dir=${secret}`] }));
+    assert.throws(() => assertNoLeaks([], '', [secret], { cacheKeys: [`k-${secret}`] }));
   });
 });

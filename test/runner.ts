@@ -11,11 +11,18 @@ import { parse as parseYaml } from 'yaml';
 export const REPO_ROOT = resolve(import.meta.dirname, '..');
 
 /** A PATH with the usual system folders and nothing of this repository (no node_modules/.bin). */
-export const SYSTEM_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
-  .join(delimiter);
+export const SYSTEM_PATH = [
+  '/usr/local/sbin',
+  '/usr/local/bin',
+  '/usr/sbin',
+  '/usr/bin',
+  '/sbin',
+  '/bin',
+].join(delimiter);
 
 export interface StepResult {
-  code: number | null;
+  /** The exit code; -1 when a signal ended the step (see `signal`). */
+  code: number;
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
@@ -68,7 +75,9 @@ const actionYamlCache = new Map<string, Promise<ActionYaml>>();
 export function readActionYaml(actionDir = REPO_ROOT): Promise<ActionYaml> {
   let loaded = actionYamlCache.get(actionDir);
   if (!loaded) {
-    loaded = readFile(join(actionDir, 'action.yml'), 'utf8').then((t) => parseYaml(t) as ActionYaml);
+    loaded = readFile(join(actionDir, 'action.yml'), 'utf8').then(
+      (t) => parseYaml(t) as ActionYaml,
+    );
     actionYamlCache.set(actionDir, loaded);
   }
   return loaded;
@@ -156,7 +165,9 @@ export class Job {
     if (options.runnerTemp) await rm(runnerTemp, { recursive: true, force: true });
     const workspace = join(root, 'workspace');
     const home = join(root, 'home');
-    await Promise.all([runnerTemp, workspace, home, join(root, 'files')].map((d) => mkdir(d, { recursive: true })));
+    await Promise.all(
+      [runnerTemp, workspace, home, join(root, 'files')].map((d) => mkdir(d, { recursive: true })),
+    );
     const repository = options.repository ?? 'cdse-auth/example';
     const eventPath = join(root, 'event.json');
     const payload = options.eventPayload ?? {
@@ -333,7 +344,8 @@ export const stepLog = (step: Pick<StepResult, 'stdout' | 'stderr'>): string =>
   [step.stderr, step.stdout].filter(Boolean).join('\n');
 
 export interface RunResult {
-  code: number | null;
+  /** The exit code; -1 when a signal ended the process (see `signal`). */
+  code: number;
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
@@ -363,7 +375,7 @@ export function run(
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolvePromise({
-        code,
+        code: code ?? -1,
         signal,
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
