@@ -208,6 +208,7 @@ export async function benchLibrary(): Promise<LibraryResults> {
         'refresh',
         'requests',
         'distinct tokens',
+        'new tokens',
         'req/renewal',
         'stale',
         'errors',
@@ -228,7 +229,7 @@ export async function benchLibrary(): Promise<LibraryResults> {
   );
   say('  (stale = tokens the server no longer accepted when the call returned them)');
 
-  const lat = await latency(1500, 200);
+  const lat = await latency(1000, 200);
   say();
   say(
     '(b) latency per grant, TokenManager vs one bare undici request() of the same form; target <= 1.2x',

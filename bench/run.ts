@@ -20,9 +20,11 @@ const results: Record<string, unknown> = {
 say(`cdse-auth bench: node ${process.version}, ${results.cpus}`);
 
 const attempt = async <T>(name: string, work: () => Promise<T>): Promise<T | undefined> => {
+  const t0 = performance.now();
   try {
     const value = await work();
     results[name] = value;
+    say(`(${name}: ${fmt((performance.now() - t0) / 1000, 0)} s)`);
     return value;
   } catch (error) {
     const message = error instanceof Error ? (error.stack ?? error.message) : String(error);

@@ -147,20 +147,6 @@ export async function benchStep(runs: number): Promise<StepResults> {
       }
     },
   });
-  variants.push({
-    name: 'action post step (dist/post)',
-    once: async () => {
-      const job = await Job.create();
-      try {
-        const m = await job.runAction('main', inputs, defaults);
-        const r = await job.runAction('post', inputs, defaults);
-        return { ok: m.code === 0 && r.code === 0, ms: r.ms };
-      } finally {
-        await job.cleanup();
-      }
-    },
-  });
-
   const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const failures = new Map<string, number>(variants.map((v) => [v.name, 0]));
   try {

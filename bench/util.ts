@@ -80,6 +80,8 @@ export async function pool<T, R>(
       results[i] = await work(items[i] as T, i, slot);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, (_, slot) => worker(slot)));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, (_, slot) => worker(slot)),
+  );
   return results;
 }

@@ -41,14 +41,7 @@ function stepTitle(title: string, result: StepResult): void {
 }
 
 function showLog(masker: Masker, result: StepResult, secrets: string[]): void {
-  const lines = masker.render(result.stdout);
-  // stderr goes to the log too; the action should print nothing there.
-  lines.push(
-    ...result.stderr
-      .split(/\r?\n/)
-      .filter(Boolean)
-      .map((l) => masker.mask(l)),
-  );
+  const lines = masker.render(result.lines);
   if (lines.length === 0) print(dim('  (no log lines)'));
   for (const line of lines) print(`  ${line.startsWith('Error:') ? red(line) : line}`);
   const leaked = secrets.filter((s) => s && lines.some((line) => line.includes(s)));

@@ -67,7 +67,9 @@ export function readWorkflowCall(text: string): CallableWorkflow {
       description: String(spec.description ?? '').trim(),
       type: String(spec.type),
       required: spec.required === true,
-      ...((typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') && {
+      ...((typeof value === 'string' ||
+        typeof value === 'number' ||
+        typeof value === 'boolean') && {
         default: value,
       }),
     });

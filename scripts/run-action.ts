@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 const NODE = process.execPath;
@@ -83,12 +84,14 @@ export class Masker {
   }
 
   /**
-   * What the log shows for a step's stdout: mask commands registered in order and hidden,
+   * What the log shows for a step's output (stdout and stderr lines in the order they came; the
+   * runner reads workflow commands on both): mask commands registered in order and hidden,
    * annotations rendered, debug lines dropped (no step debug logging).
    */
-  render(stdout: string): string[] {
+  render(output: string | string[]): string[] {
     const shown: string[] = [];
-    for (const raw of stdout.split(/\r?\n/)) {
+    const lines = typeof output === 'string' ? output.split(/\r?\n/) : output;
+    for (const raw of lines) {
       const command = /^::([\w-]+)(?: [^:]*)?::(.*)$/.exec(raw);
       if (command) {
         const [, name, data] = command as unknown as [string, string, string];
@@ -122,6 +125,8 @@ export interface ProcessResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** stdout and stderr lines interleaved in the order they arrived. */
+  lines: string[];
   /** Wall time from spawn to exit, ms. */
   ms: number;
 }
@@ -141,8 +146,17 @@ export function run(
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
+    const lines: string[] = [];
+    const partial = { stdout: '', stderr: '' };
+    const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+    const collect = (stream: 'stdout' | 'stderr', chunks: Buffer[]) => (chunk: Buffer) => {
+      chunks.push(chunk);
+      const parts = (partial[stream] + decoders[stream].write(chunk)).split(/\r?\n/);
+      partial[stream] = parts.pop() ?? '';
+      lines.push(...parts);
+    };
+    child.stdout.on('data', collect('stdout', out));
+    child.stderr.on('data', collect('stderr', err));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
     child.on('error', (error) => {
       clearTimeout(timer);
@@ -150,7 +164,9 @@ export function run(
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      for (const rest of [partial.stdout, partial.stderr]) if (rest) lines.push(rest);
       done({
+        lines,
         code,
         signal,
         stdout: Buffer.concat(out).toString('utf8'),

@@ -34,6 +34,7 @@ registerHooks({
 });
 const parser = await import('@actions/workflow-parser');
 const actionParser = await import('@actions/workflow-parser/actions/index');
+const { ErrorPolicy } = await import('@actions/workflow-parser/model/convert');
 
 /** Errors from GitHub's parser for action.yml. */
 export function actionErrors(name: string, content: string): string[] {
@@ -57,14 +58,16 @@ export async function workflowErrors(name: string, content: string): Promise<str
     result.context,
     result.value,
     { getFileContent: async (ref) => ({ name: ref.path, content: reusableWorkflow(ref) }) },
-    { fetchReusableWorkflowDepth: 1 },
+    // Go on after the first errors, so one run lists them all.
+    { fetchReusableWorkflowDepth: 1, errorPolicy: ErrorPolicy.TryConversion },
   );
   return (template.errors ?? []).map((e) => e.Message);
 }
 
 // Reusable workflows the parser may load: this repository's, by local path or by its public name.
 function reusableWorkflow(ref: { path: string; owner?: string; repository?: string }): string {
-  const ours = ref.owner === undefined || `${ref.owner}/${ref.repository}` === 'cdse-auth/cdse-auth';
+  const ours =
+    ref.owner === undefined || `${ref.owner}/${ref.repository}` === 'cdse-auth/cdse-auth';
   if (!ours || !ref.path.startsWith('.github/workflows/')) {
     throw new Error(`unknown reusable workflow ${ref.path}`);
   }
@@ -113,7 +116,9 @@ export function usageErrors(
     if (job?.uses && callsPipeline(job.uses)) {
       for (const key of Object.keys(job.with ?? {})) {
         if (!pipeline.inputs.has(key)) {
-          errors.push(`${name}: job ${jobId} passes '${key}', which ${PIPELINE_FILE} does not take`);
+          errors.push(
+            `${name}: job ${jobId} passes '${key}', which ${PIPELINE_FILE} does not take`,
+          );
         }
       }
       for (const [input, spec] of pipeline.inputs) {
@@ -126,7 +131,9 @@ export function usageErrors(
       } else {
         for (const key of Object.keys(job.secrets ?? {})) {
           if (!pipeline.secrets.has(key)) {
-            errors.push(`${name}: job ${jobId} passes secret '${key}', unknown to ${PIPELINE_FILE}`);
+            errors.push(
+              `${name}: job ${jobId} passes secret '${key}', unknown to ${PIPELINE_FILE}`,
+            );
           }
         }
       }
@@ -136,7 +143,9 @@ export function usageErrors(
       for (const key of Object.keys(step.with ?? {})) {
         if (!action.inputs.has(key)) {
           const where = step.name ? `'${step.name}'` : `#${index + 1}`;
-          errors.push(`${name}: job ${jobId}, step ${where}: '${key}' is not an input of action.yml`);
+          errors.push(
+            `${name}: job ${jobId}, step ${where}: '${key}' is not an input of action.yml`,
+          );
         }
       }
     }

@@ -13,7 +13,9 @@ async function files(dir: string): Promise<string[]> {
     .sort();
 }
 
-test('dist/ is exactly what the build makes from the committed sources', { timeout: 180_000 }, async () => {
+test('dist/ is exactly what the build makes from the committed sources', {
+  timeout: 180_000,
+}, async () => {
   const out = await mkdtemp(join(tmpdir(), 'cdse-dist-'));
   try {
     const build = await run(process.execPath, ['scripts/build.ts', '--out', out], {
@@ -23,10 +25,20 @@ test('dist/ is exactly what the build makes from the committed sources', { timeo
     });
     assert.equal(build.code, 0, `build failed:\n${build.stdout}\n${build.stderr}`);
     const committed = join(REPO_ROOT, 'dist');
-    assert.deepEqual(await files(committed), await files(out), 'dist/ has other files than the build makes');
+    assert.deepEqual(
+      await files(committed),
+      await files(out),
+      'dist/ has other files than the build makes',
+    );
     for (const file of await files(out)) {
-      const [fresh, current] = await Promise.all([readFile(join(out, file)), readFile(join(committed, file))]);
-      assert.ok(fresh.equals(current), `dist/${file} is stale: run \`npm run build\` and commit dist/`);
+      const [fresh, current] = await Promise.all([
+        readFile(join(out, file)),
+        readFile(join(committed, file)),
+      ]);
+      assert.ok(
+        fresh.equals(current),
+        `dist/${file} is stale: run \`npm run build\` and commit dist/`,
+      );
     }
   } finally {
     await rm(out, { recursive: true, force: true });

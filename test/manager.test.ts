@@ -27,7 +27,10 @@ const advance = (seconds: number) => {
 
 let server: IdentityServer;
 const managers: TokenManager[] = [];
-function manager(provider: ConstructorParameters<typeof TokenManager>[0], options: TokenManagerOptions = {}) {
+function manager(
+  provider: ConstructorParameters<typeof TokenManager>[0],
+  options: TokenManagerOptions = {},
+) {
   const m = new TokenManager(provider, { tokenUrl: server.tokenUrl, now, ...options });
   managers.push(m);
   return m;
@@ -73,7 +76,11 @@ describe('renewal order', () => {
     assert.equal(m.lastGrant, 'refresh_token');
     assert.deepEqual([server.counts.password, server.counts.refresh_token], [1, 1]);
     const refresh = server.requests.at(-1);
-    assert.deepEqual(Object.keys(refresh?.form ?? {}).sort(), ['client_id', 'grant_type', 'refresh_token']);
+    assert.deepEqual(Object.keys(refresh?.form ?? {}).sort(), [
+      'client_id',
+      'grant_type',
+      'refresh_token',
+    ]);
   });
 
   test('after the refresh token expires a full grant follows', async () => {
@@ -123,7 +130,9 @@ describe('renewal order', () => {
 
   test('a one-time TOTP code cannot log in again after the refresh token expires', async () => {
     const { totpCode } = await import('./servers/identity-server.ts');
-    const m = manager(new PasswordAuth('bob', PASSWORD, { totp: totpCode(TOTP_SECRET, clock), now }));
+    const m = manager(
+      new PasswordAuth('bob', PASSWORD, { totp: totpCode(TOTP_SECRET, clock), now }),
+    );
     await m.getTokenSet();
     advance(3600);
     await assert.rejects(m.getTokenSet(), /one-time TOTP code cannot log in again/);
@@ -148,7 +157,9 @@ describe('renewal order', () => {
 
   test('another client with the same TOTP secret in the same step is refused (why matrix jobs share one login)', async () => {
     advance(90); // past every step the previous tests used
-    await manager(new PasswordAuth('bob', PASSWORD, { totpSecret: TOTP_SECRET, now })).getTokenSet();
+    await manager(
+      new PasswordAuth('bob', PASSWORD, { totpSecret: TOTP_SECRET, now }),
+    ).getTokenSet();
     const parallel = manager(new PasswordAuth('bob', PASSWORD, { totpSecret: TOTP_SECRET, now }));
     await assert.rejects(parallel.getTokenSet(), InvalidCredentialsError);
   });
@@ -195,7 +206,11 @@ describe('renewal order', () => {
 
 describe('token responses', () => {
   test('a rotated refresh token is stored and used next', async () => {
-    const srv = await IdentityServer.start({ now, rotateRefreshTokens: true, users: [{ username: 'alice', password: PASSWORD }] });
+    const srv = await IdentityServer.start({
+      now,
+      rotateRefreshTokens: true,
+      users: [{ username: 'alice', password: PASSWORD }],
+    });
     try {
       const store = new MemoryTokenStore();
       const m = new TokenManager(alice(), { tokenUrl: srv.tokenUrl, store, now });
@@ -218,7 +233,11 @@ describe('token responses', () => {
 
   test('lifetimes: refresh_expires_in 0 is no expiry, a missing one is unknown', async () => {
     for (const options of [{ refreshLifetime: 0 }, { omitOptionalFields: true }]) {
-      const srv = await IdentityServer.start({ now, ...options, users: [{ username: 'alice', password: PASSWORD }] });
+      const srv = await IdentityServer.start({
+        now,
+        ...options,
+        users: [{ username: 'alice', password: PASSWORD }],
+      });
       try {
         const m = new TokenManager(alice(), { tokenUrl: srv.tokenUrl, now });
         managers.push(m);
@@ -276,11 +295,14 @@ describe('faults and retries', () => {
   });
 
   test('a bad client secret is not retried either', async () => {
-    await assert.rejects(manager(new ClientCredentialsAuth('sh-robot', 'nope')).getTokenSet(), (e: Error) => {
-      assert.ok(e instanceof InvalidCredentialsError);
-      assert.equal(e.error, 'invalid_client');
-      return true;
-    });
+    await assert.rejects(
+      manager(new ClientCredentialsAuth('sh-robot', 'nope')).getTokenSet(),
+      (e: Error) => {
+        assert.ok(e instanceof InvalidCredentialsError);
+        assert.equal(e.error, 'invalid_client');
+        return true;
+      },
+    );
     assert.equal(server.counts.client_credentials, 1);
   });
 
@@ -293,7 +315,11 @@ describe('faults and retries', () => {
   });
 
   test('a 5xx burst and a reset socket are recovered within the attempt budget', async () => {
-    server.inject({ kind: 'status', status: 503 }, { kind: 'reset' }, { kind: 'status', status: 502 });
+    server.inject(
+      { kind: 'status', status: 503 },
+      { kind: 'reset' },
+      { kind: 'status', status: 502 },
+    );
     await manager(alice(), { maxAttempts: 4 }).getTokenSet();
     assert.equal(server.counts.password, 4);
   });
@@ -325,7 +351,10 @@ describe('faults and retries', () => {
   test('an unreachable endpoint fails with a clear error after the attempts', async () => {
     const m = new TokenManager(alice(), { tokenUrl: 'http://127.0.0.1:9/token', maxAttempts: 2 });
     managers.push(m);
-    await assert.rejects(m.getTokenSet(), /Could not reach 127\.0\.0\.1:9: ECONNREFUSED \(after 2 attempts\)/);
+    await assert.rejects(
+      m.getTokenSet(),
+      /Could not reach 127\.0\.0\.1:9: ECONNREFUSED \(after 2 attempts\)/,
+    );
   });
 });
 
@@ -355,7 +384,9 @@ describe('concurrency and sessions', () => {
   test('a stored token set from another endpoint or client is not used', async () => {
     const store = new MemoryTokenStore();
     await manager(alice(), { store }).getTokenSet();
-    const other = manager(new PasswordAuth('alice', PASSWORD, { clientId: 'other-client' }), { store });
+    const other = manager(new PasswordAuth('alice', PASSWORD, { clientId: 'other-client' }), {
+      store,
+    });
     await assert.rejects(other.getTokenSet(), InvalidCredentialsError); // it asked the server itself
     assert.equal(server.counts.password, 2);
   });
@@ -363,7 +394,12 @@ describe('concurrency and sessions', () => {
 
 describe('configuration', () => {
   test('the token URL must be https except for loopback, without credentials', () => {
-    const bad = ['http://example.com/token', 'ftp://127.0.0.1/x', 'not a url', 'https://u:p@example.com/t'];
+    const bad = [
+      'http://example.com/token',
+      'ftp://127.0.0.1/x',
+      'not a url',
+      'https://u:p@example.com/t',
+    ];
     for (const tokenUrl of bad) {
       assert.throws(() => new TokenManager(alice(), { tokenUrl }), ConfigurationError, tokenUrl);
     }

@@ -19,23 +19,32 @@ before(async () => {
   // The package as `npm run build` leaves it: package.json + lib/ (compiled here, in isolation).
   await cp(join(REPO_ROOT, 'package.json'), join(pkg, 'package.json'));
   const tsc = join(REPO_ROOT, 'node_modules', '.bin', 'tsc');
-  const built = await run(tsc, ['-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', join(pkg, 'lib')], {
-    env,
-    cwd: REPO_ROOT,
-    timeoutMs: 120_000,
-  });
+  const built = await run(
+    tsc,
+    ['-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', join(pkg, 'lib')],
+    {
+      env,
+      cwd: REPO_ROOT,
+      timeoutMs: 120_000,
+    },
+  );
   assert.equal(built.code, 0, built.stdout + built.stderr);
   await symlink(join(REPO_ROOT, 'node_modules'), join(pkg, 'node_modules'));
   consumer = join(root, 'consumer');
   await mkdir(join(consumer, 'node_modules'), { recursive: true });
   await symlink(pkg, join(consumer, 'node_modules', 'cdse-auth'));
-  await symlink(join(REPO_ROOT, 'node_modules', '@types'), join(consumer, 'node_modules', '@types'));
+  await symlink(
+    join(REPO_ROOT, 'node_modules', '@types'),
+    join(consumer, 'node_modules', '@types'),
+  );
   await writeFile(join(consumer, 'package.json'), JSON.stringify({ type: 'module' }));
 });
 after(() => rm(root, { recursive: true, force: true }));
 
 test('the package entry exports the library with working types', { timeout: 120_000 }, async () => {
-  const server = await IdentityServer.start({ users: [{ username: 'alice', password: 'pw-package-1' }] });
+  const server = await IdentityServer.start({
+    users: [{ username: 'alice', password: 'pw-package-1' }],
+  });
   try {
     const code = `import { TokenManager, PasswordAuth, FileTokenStore, type TokenSet } from 'cdse-auth';
 const manager = new TokenManager(new PasswordAuth('alice', 'pw-package-1'), { tokenUrl: process.argv[2] as string });
@@ -48,14 +57,28 @@ await manager.close();
     await writeFile(
       join(consumer, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: { module: 'nodenext', target: 'es2023', strict: true, noEmit: true, types: ['node'] },
+        compilerOptions: {
+          module: 'nodenext',
+          target: 'es2023',
+          strict: true,
+          noEmit: true,
+          types: ['node'],
+        },
         files: ['use.ts'],
       }),
     );
     const tsc = join(REPO_ROOT, 'node_modules', '.bin', 'tsc');
     const typed = await run(tsc, ['-p', consumer], { env, cwd: consumer, timeoutMs: 120_000 });
-    assert.equal(typed.code, 0, `the consumer does not type-check:\n${typed.stdout}${typed.stderr}`);
-    const ran = await run(process.execPath, ['use.ts', server.tokenUrl], { env, cwd: consumer, timeoutMs: 30_000 });
+    assert.equal(
+      typed.code,
+      0,
+      `the consumer does not type-check:\n${typed.stdout}${typed.stderr}`,
+    );
+    const ran = await run(process.execPath, ['use.ts', server.tokenUrl], {
+      env,
+      cwd: consumer,
+      timeoutMs: 30_000,
+    });
     assert.equal(ran.stdout.trim(), 'ok', ran.stderr);
     assert.equal(server.counts.password, 1);
   } finally {
@@ -63,7 +86,9 @@ await manager.close();
   }
 });
 
-test('importing the library touches neither network nor filesystem', { timeout: 30_000 }, async () => {
+test('importing the library touches neither network nor filesystem', {
+  timeout: 30_000,
+}, async () => {
   // With every fs and net entry point booby-trapped before the import, the import must succeed.
   const probe = `import fs from 'node:fs'; import net from 'node:net';
 const moduleFile = (p) => /\\.(m?js|cjs|json|node)$/.test(String(p));

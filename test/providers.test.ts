@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { inspect } from 'node:util';
 import { describe, test } from 'node:test';
+import { inspect } from 'node:util';
 import {
   ClientCredentialsAuth,
   ConfigurationError,
@@ -54,7 +54,11 @@ describe('providers build only form fields', () => {
   });
 
   test('malformed TOTP input is a ConfigurationError that does not echo the secret', () => {
-    for (const totpSecret of ['not base32!', 'otpauth://hotp/x?secret=JBSWY3DPEHPK3PXP&counter=1', 'ABC']) {
+    for (const totpSecret of [
+      'not base32!',
+      'otpauth://hotp/x?secret=JBSWY3DPEHPK3PXP&counter=1',
+      'ABC',
+    ]) {
       assert.throws(
         () => new PasswordAuth('a', 'pw', { totpSecret }),
         (e: Error) => e instanceof ConfigurationError && !e.message.includes(totpSecret),
@@ -69,7 +73,11 @@ describe('providers build only form fields', () => {
 
   test('refresh-token grant cannot log in again', () => {
     const auth = new RefreshTokenAuth('rt-1', { clientId: 'c' });
-    assert.deepEqual(auth.grantData(), { grant_type: 'refresh_token', client_id: 'c', refresh_token: 'rt-1' });
+    assert.deepEqual(auth.grantData(), {
+      grant_type: 'refresh_token',
+      client_id: 'c',
+      refresh_token: 'rt-1',
+    });
     assert.equal(auth.canReauthenticate, false);
   });
 
@@ -95,18 +103,32 @@ describe('providers build only form fields', () => {
 describe('providerFromCredentials picks the grant', () => {
   test('auto picks the one kind of credential that is set', () => {
     assert.ok(providerFromCredentials({ username: 'u', password: 'p' }) instanceof PasswordAuth);
-    assert.ok(providerFromCredentials({ clientId: 'sh-1', clientSecret: 's' }) instanceof ClientCredentialsAuth);
+    assert.ok(
+      providerFromCredentials({ clientId: 'sh-1', clientSecret: 's' }) instanceof
+        ClientCredentialsAuth,
+    );
     assert.ok(providerFromCredentials({ refreshToken: 'r' }) instanceof RefreshTokenAuth);
   });
 
   test('ambiguous or missing credentials name the fields through the label', () => {
     const label = (f: string) => `--${f}`;
     assert.throws(
-      () => providerFromCredentials({ password: 'p', clientSecret: 's', clientId: 'sh' }, 'auto', label),
+      () =>
+        providerFromCredentials(
+          { password: 'p', clientSecret: 's', clientId: 'sh' },
+          'auto',
+          label,
+        ),
       /--password, --clientSecret/,
     );
-    assert.throws(() => providerFromCredentials({}, 'auto', label), /No credentials: set --username/);
-    assert.throws(() => providerFromCredentials({ username: 'u' }, 'auto', label), /needs --password/);
+    assert.throws(
+      () => providerFromCredentials({}, 'auto', label),
+      /No credentials: set --username/,
+    );
+    assert.throws(
+      () => providerFromCredentials({ username: 'u' }, 'auto', label),
+      /needs --password/,
+    );
     assert.throws(
       () => providerFromCredentials({ clientSecret: 's' }, 'client_credentials', label),
       /needs --clientId/,

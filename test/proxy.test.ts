@@ -60,7 +60,9 @@ async function withEnv<T>(env: Record<string, string>, body: () => Promise<T>): 
 test('HTTP(S)_PROXY routes token requests through the proxy', async () => {
   tunnels.length = 0;
   await withEnv({ HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl }, async () => {
-    const m = new TokenManager(new PasswordAuth('alice', 'pw-proxy-1'), { tokenUrl: identity.tokenUrl });
+    const m = new TokenManager(new PasswordAuth('alice', 'pw-proxy-1'), {
+      tokenUrl: identity.tokenUrl,
+    });
     try {
       assert.ok(await m.accessToken());
     } finally {
@@ -73,7 +75,9 @@ test('HTTP(S)_PROXY routes token requests through the proxy', async () => {
 test('NO_PROXY bypasses the proxy', async () => {
   tunnels.length = 0;
   await withEnv({ HTTP_PROXY: proxyUrl, NO_PROXY: '127.0.0.1' }, async () => {
-    const m = new TokenManager(new PasswordAuth('alice', 'pw-proxy-1'), { tokenUrl: identity.tokenUrl });
+    const m = new TokenManager(new PasswordAuth('alice', 'pw-proxy-1'), {
+      tokenUrl: identity.tokenUrl,
+    });
     try {
       assert.ok(await m.accessToken());
     } finally {

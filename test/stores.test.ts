@@ -18,18 +18,28 @@ const sample = () =>
 describe('TokenSet', () => {
   test('validity honours the skew; a missing refresh expiry means no known expiry', () => {
     const now = Date.now();
-    const set = new TokenSet({ accessToken: 'a', expiresAt: new Date(now + 60_000), refreshToken: 'r' });
+    const set = new TokenSet({
+      accessToken: 'a',
+      expiresAt: new Date(now + 60_000),
+      refreshToken: 'r',
+    });
     assert.equal(set.accessValid(0, now), true);
     assert.equal(set.accessValid(59, now), true);
     assert.equal(set.accessValid(60, now), false);
     assert.equal(set.refreshValid(10 ** 6, now), true);
-    assert.equal(new TokenSet({ accessToken: 'a', expiresAt: new Date(now) }).refreshValid(), false);
+    assert.equal(
+      new TokenSet({ accessToken: 'a', expiresAt: new Date(now) }).refreshValid(),
+      false,
+    );
   });
 
   test('authorization header, JSON round trip, and no tokens in inspect output', () => {
     const set = sample();
     assert.equal(set.authorizationHeader, 'Bearer access-abc');
-    assert.equal(new TokenSet({ ...set.toJSON(), tokenType: 'bearer' }).authorizationHeader, 'Bearer access-abc');
+    assert.equal(
+      new TokenSet({ ...set.toJSON(), tokenType: 'bearer' }).authorizationHeader,
+      'Bearer access-abc',
+    );
     const copy = TokenSet.from(JSON.parse(JSON.stringify(set)));
     assert.deepEqual(copy?.toJSON(), set.toJSON());
     assert.doesNotMatch(inspect(set), /access-abc|refresh-def/);

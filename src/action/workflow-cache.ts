@@ -1,5 +1,3 @@
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as core from '@actions/core';
 import type { AuthProvider, TokenSet } from '../auth/index.ts';
 import { isPublicRepository, untrustedTrigger } from './context.ts';
