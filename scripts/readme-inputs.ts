@@ -88,12 +88,32 @@ export function readWorkflowCall(text: string): CallableWorkflow {
 const cell = (text: string) => text.replace(/\s+/g, ' ').replace(/\|/g, '\\|').trim();
 const code = (text: string) => (text === '' ? '`""`' : `\`${text.replace(/\|/g, '\\|')}\``);
 
+// Laid out as Prettier lays out Markdown tables (cells padded to the column width), so that
+// formatting the README does not make it differ from what this script generates.
+const width = (text: string) => [...text].length;
+
 function table(header: string[], rows: string[][]): string {
-  return [
-    `| ${header.join(' | ')} |`,
-    `|${header.map(() => '---').join('|')}|`,
-    ...rows.map((row) => `| ${row.join(' | ')} |`),
-  ].join('\n');
+  const widths = header.map((h, i) =>
+    Math.max(3, width(h), ...rows.map((row) => width(row[i] ?? ''))),
+  );
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => c + ' '.repeat((widths[i] ?? 0) - width(c))).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** A table with its padding removed: how two layouts of the same table compare equal. */
+export function normalizeTables(markdown: string): string {
+  return markdown
+    .split('\n')
+    .map((row) => {
+      if (!row.startsWith('|')) return row.trim();
+      const cells = row
+        .slice(1, row.endsWith('|') ? -1 : undefined)
+        .split(/(?<!\\)\|/)
+        .map((c) => c.trim());
+      return `|${cells.map((c) => (/^:?-{3,}:?$/.test(c) ? '---' : c)).join('|')}|`;
+    })
+    .join('\n');
 }
 
 export function inputsTable(action: ActionMetadata): string {
@@ -103,7 +123,7 @@ export function inputsTable(action: ActionMetadata): string {
     [...action.inputs].map(([name, spec]) => [
       `\`${name}\``,
       spec.required ? '**required**' : spec.default === undefined ? '' : code(spec.default),
-      cell(spec.description) + (secret.has(name) ? ' *Secret: masked in logs.*' : ''),
+      cell(spec.description) + (secret.has(name) ? ' _Secret: masked in logs._' : ''),
     ]),
   );
 }
@@ -168,7 +188,9 @@ export function sectionOf(markdown: string, name: string): string | undefined {
 /** The README with every generated section replaced; throws when a section's markers are missing. */
 export function updateReadme(markdown: string, sections = generatedSections()): string {
   let out = markdown;
+  const stale = new Set(staleSections(markdown, sections));
   for (const [name, body] of Object.entries(sections)) {
+    if (!stale.has(name)) continue; // the same table, perhaps laid out by a formatter: keep it
     const [start, end] = markers(name);
     const from = out.indexOf(start);
     const to = out.indexOf(end, from);
@@ -181,7 +203,10 @@ export function updateReadme(markdown: string, sections = generatedSections()): 
 /** Names of the generated sections whose README text differs from their source. */
 export function staleSections(markdown: string, sections = generatedSections()): string[] {
   return Object.entries(sections)
-    .filter(([name, body]) => sectionOf(markdown, name) !== body)
+    .filter(([name, body]) => {
+      const current = sectionOf(markdown, name);
+      return current === undefined || normalizeTables(current) !== normalizeTables(body);
+    })
     .map(([name]) => name);
 }
 

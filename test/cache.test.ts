@@ -230,6 +230,27 @@ describe('what the cache holds', () => {
   });
 });
 
+test('refresh-token logins of two accounts sharing a cache-secret never share an entry', async () => {
+  const refreshTokenOf = async (username: string) => {
+    const response = await fetch(identity.tokenUrl, {
+      method: 'POST',
+      body: new URLSearchParams({
+        grant_type: 'password',
+        client_id: 'cdse-public',
+        username,
+        password: PASSWORD,
+      }),
+    });
+    return ((await response.json()) as { refresh_token: string }).refresh_token;
+  };
+  const refreshOnly = (token: string) => ({ username: '', password: '', 'refresh-token': token });
+  const alice = await mainOk(await job({ inputs: refreshOnly(await refreshTokenOf('alice')) }));
+  assert.equal(alice.outputs.grant, 'refresh_token');
+  const bob = await mainOk(await job({ inputs: refreshOnly(await refreshTokenOf('bob')) }));
+  assert.equal(bob.outputs.grant, 'refresh_token', "bob must not get alice's cached login");
+  assert.notEqual(bob.outputs['access-token'], alice.outputs['access-token']);
+});
+
 describe('when the cache is not used', () => {
   const fork = {
     repository: { full_name: 'owner/repo', private: true },

@@ -10,8 +10,10 @@ export const modules = {
 /* harmony export */ });
 /* harmony import */ var node_fs_promises__WEBPACK_IMPORTED_MODULE_0__ = __webpack_require__(1455);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_1__ = __webpack_require__(6760);
-/* harmony import */ var _auth_index_js__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(1637);
-/* harmony import */ var _seal_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(8217);
+/* harmony import */ var _actions_core__WEBPACK_IMPORTED_MODULE_2__ = __webpack_require__(3838);
+/* harmony import */ var _auth_index_js__WEBPACK_IMPORTED_MODULE_3__ = __webpack_require__(1637);
+/* harmony import */ var _seal_js__WEBPACK_IMPORTED_MODULE_4__ = __webpack_require__(8217);
+
 
 
 
@@ -25,7 +27,7 @@ const ENTRY_PATH = `${ENTRY_DIR}/${ENTRY_FILE}`;
  * Entries are sealed with AES-256-GCM; an entry that does not open is ignored with a warning.
  * `clear()` saves a tombstone, the newest entry, since entries cannot be deleted.
  */
-class ActionsCacheTokenStore extends _auth_index_js__WEBPACK_IMPORTED_MODULE_2__/* .TokenStore */ .JH {
+class ActionsCacheTokenStore extends _auth_index_js__WEBPACK_IMPORTED_MODULE_3__/* .TokenStore */ .JH {
     #o;
     #dir;
     #file;
@@ -52,7 +54,7 @@ class ActionsCacheTokenStore extends _auth_index_js__WEBPACK_IMPORTED_MODULE_2__
         finally {
             await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.rm)(this.#dir, { recursive: true, force: true });
         }
-        const plain = (0,_seal_js__WEBPACK_IMPORTED_MODULE_3__/* .open */ .ho)(sealed, this.#o.key, this.#o.identity);
+        const plain = (0,_seal_js__WEBPACK_IMPORTED_MODULE_4__/* .open */ .ho)(sealed, this.#o.key, this.#o.identity);
         let entry;
         try {
             entry = plain && JSON.parse(plain.toString('utf8'));
@@ -64,7 +66,7 @@ class ActionsCacheTokenStore extends _auth_index_js__WEBPACK_IMPORTED_MODULE_2__
             this.#o.warn('Ignoring the cached CDSE login: it does not open with this job’s key (another cache-secret or password, or a damaged entry). Logging in instead.');
             return undefined;
         }
-        return entry.tokenSet === null ? undefined : _auth_index_js__WEBPACK_IMPORTED_MODULE_2__/* .TokenSet */ .KR.from(entry.tokenSet);
+        return entry.tokenSet === null ? undefined : _auth_index_js__WEBPACK_IMPORTED_MODULE_3__/* .TokenSet */ .KR.from(entry.tokenSet);
     }
     async save(tokenSet) {
         await this.#write({ tokenSet });
@@ -76,7 +78,7 @@ class ActionsCacheTokenStore extends _auth_index_js__WEBPACK_IMPORTED_MODULE_2__
         if (!this.#o.write)
             return;
         await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.mkdir)(this.#dir, { recursive: true, mode: 0o700 });
-        const sealed = (0,_seal_js__WEBPACK_IMPORTED_MODULE_3__/* .seal */ .od)(Buffer.from(JSON.stringify(entry)), this.#o.key, this.#o.identity);
+        const sealed = (0,_seal_js__WEBPACK_IMPORTED_MODULE_4__/* .seal */ .od)(Buffer.from(JSON.stringify(entry)), this.#o.key, this.#o.identity);
         try {
             await (0,node_fs_promises__WEBPACK_IMPORTED_MODULE_0__.writeFile)(this.#file, sealed, { mode: 0o600 });
             await this.#bounded('save', () => this.#o.cache.saveCache([ENTRY_PATH], freshKey(this.#o.prefix)));
@@ -94,6 +96,8 @@ class ActionsCacheTokenStore extends _auth_index_js__WEBPACK_IMPORTED_MODULE_2__
                 resolve(undefined);
             }, this.#o.timeoutMs);
         });
+        // The library logs tar commands and transfer progress: fold them away in the step log.
+        _actions_core__WEBPACK_IMPORTED_MODULE_2__/* .startGroup */ .Oh(`Actions cache ${what}`);
         try {
             return await Promise.race([
                 operation().catch((error) => {
@@ -105,6 +109,7 @@ class ActionsCacheTokenStore extends _auth_index_js__WEBPACK_IMPORTED_MODULE_2__
         }
         finally {
             clearTimeout(timer);
+            _actions_core__WEBPACK_IMPORTED_MODULE_2__/* .endGroup */ .N4();
         }
     }
 }

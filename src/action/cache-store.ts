@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as core from '@actions/core';
 import { TokenSet, TokenStore } from '../auth/index.ts';
 import { open, seal } from './seal.ts';
 
@@ -111,6 +112,8 @@ export class ActionsCacheTokenStore extends TokenStore {
         resolve(undefined);
       }, this.#o.timeoutMs);
     });
+    // The library logs tar commands and transfer progress: fold them away in the step log.
+    core.startGroup(`Actions cache ${what}`);
     try {
       return await Promise.race([
         operation().catch((error: unknown) => {
@@ -123,6 +126,7 @@ export class ActionsCacheTokenStore extends TokenStore {
       ]);
     } finally {
       clearTimeout(timer);
+      core.endGroup();
     }
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as core from '@actions/core';
 import type { AuthProvider, TokenSet } from '../auth/index.ts';
 import { isPublicRepository, untrustedTrigger } from './context.ts';
@@ -39,6 +40,19 @@ function credentialSecret(inputs: Inputs): string | undefined {
 }
 
 /**
+ * Whose login an entry holds. A refresh-token login names no user, so it is bound to a digest of
+ * its starting token: two accounts sharing a cache-secret never open each other's entries.
+ */
+function accountOf(inputs: Inputs, provider: AuthProvider): string {
+  if (provider.grantType === 'password') return `user:${inputs.username}`;
+  if (provider.grantType === 'client_credentials') return `client:${provider.clientId}`;
+  const digest = createHash('sha256')
+    .update(inputs['refresh-token'] ?? '')
+    .digest('hex');
+  return `refresh-token:${digest}`;
+}
+
+/**
  * Decides whether this job may use the cache (trusted trigger, cache mode, public repository
  * only with a cache-secret) and opens it. `@actions/cache` is imported only here, and only then.
  */
@@ -76,8 +90,7 @@ export async function openWorkflowCache(
   const cache = await import('@actions/cache');
   if (!cache.isFeatureAvailable()) return unused('not available on this runner');
 
-  const user = inputs.username ?? (inputs['client-secret'] ? provider.clientId : '');
-  const identity = identityOf(inputs['token-url'], provider.clientId, user);
+  const identity = identityOf(inputs['token-url'], provider.clientId, accountOf(inputs, provider));
   const key = await deriveKey(
     cacheSecret ? { cacheSecret } : { credentialSecret: fallbackSecret as string },
     identity,
