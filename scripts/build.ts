@@ -44,6 +44,20 @@ try {
       'licenses.txt',
     ]);
   }
+  // A single non-ASCII character makes V8 hold the whole bundle as a two-byte string, which is
+  // slower to decode and compile at every start; as \uXXXX escapes the source stays one-byte.
+  // The few there are sit in strings, untagged templates and comments, where the escape is exact.
+  for (const name of Object.keys(entries)) {
+    for (const file of readdirSync(join(staging, name)).filter((f) => f.endsWith('.js'))) {
+      const path = join(staging, name, file);
+      const code = readFileSync(path, 'utf8');
+      const ascii = code.replace(
+        /[^\x00-\x7f]/g,
+        (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+      );
+      if (ascii !== code) writeFileSync(path, ascii);
+    }
+  }
   const cli = join(staging, 'cli', 'index.js');
   const code = readFileSync(cli, 'utf8');
   if (!code.startsWith('#!')) writeFileSync(cli, `#!/usr/bin/env node\n${code}`);

@@ -63,7 +63,7 @@ class ActionsCacheTokenStore extends _auth_index_js__WEBPACK_IMPORTED_MODULE_3__
             entry = undefined;
         }
         if (!entry) {
-            this.#o.warn('Ignoring the cached CDSE login: it does not open with this job’s key (another cache-secret or password, or a damaged entry). Logging in instead.');
+            this.#o.warn('Ignoring the cached CDSE login: it does not open with this job\u2019s key (another cache-secret or password, or a damaged entry). Logging in instead.');
             return undefined;
         }
         return entry.tokenSet === null ? undefined : _auth_index_js__WEBPACK_IMPORTED_MODULE_3__/* .TokenSet */ .KR.from(entry.tokenSet);

@@ -1,8 +1,8 @@
 import * as core from '@actions/core';
-import { FileTokenStore, TokenManager } from '../auth/index.ts';
+import { type AuthProvider, FileTokenStore, TokenManager, type TokenSet } from '../auth/index.ts';
 import { isForkPullRequest } from './context.ts';
 import { failStep } from './fail.ts';
-import { maskSecretInputs, providerFromInputs, readInputs } from './inputs.ts';
+import { type Inputs, maskSecretInputs, providerFromInputs, readInputs } from './inputs.ts';
 import { exportEnvironment, maskTokens, type Result, setOutputs, writeSummary } from './results.ts';
 import { createSessionDir } from './session-dir.ts';
 import { STATE } from './state.ts';
@@ -10,8 +10,8 @@ import { openWorkflowCache } from './workflow-cache.ts';
 
 async function main(): Promise<void> {
   maskSecretInputs();
-  let inputs: ReturnType<typeof readInputs>;
-  let provider: ReturnType<typeof providerFromInputs>;
+  let inputs: Inputs;
+  let provider: AuthProvider;
   try {
     inputs = readInputs();
     provider = providerFromInputs(inputs);
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     maxAttempts: inputs['max-attempts'],
   });
   core.debug(`Token endpoint: ${new URL(manager.tokenUrl).host}; grant: ${provider.grantType}.`);
-  let tokenSet: Awaited<ReturnType<TokenManager['getTokenSet']>>;
+  let tokenSet: TokenSet;
   try {
     tokenSet = await manager.getTokenSet();
   } finally {
