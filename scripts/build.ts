@@ -52,7 +52,7 @@ try {
       const path = join(staging, name, file);
       const code = readFileSync(path, 'utf8');
       const ascii = code.replace(
-        /[^\x00-\x7f]/g,
+        /[\u0080-\uffff]/g,
         (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
       );
       if (ascii !== code) writeFileSync(path, ascii);
