@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { actionInputDefaults, Job, type StepResult } from '../scripts/run-action.ts';
+import { Job, type StepResult } from '../test/runner.ts';
 import { CacheServer } from '../test/servers/cache-server.ts';
 import { IdentityServer } from '../test/servers/identity-server.ts';
 import { fmt, ms, pool, ratio, type Stats, say, section, stats, table } from './util.ts';
@@ -65,7 +65,6 @@ async function workflow(
     maxSessionsPerUser: 1_000_000,
   });
   const cache = await CacheServer.start();
-  const defaults = await actionInputDefaults();
   const scratch = await mkdtemp(join(tmpdir(), 'cdse-bench-wf-'));
   const runId = String(Math.floor(Math.random() * 1e9));
   const inputs = {
@@ -75,7 +74,7 @@ async function workflow(
     cache: String(cacheOn),
     'cache-secret': randomBytes(32).toString('base64'),
   };
-  const event = { repository: { private: true, visibility: 'private' } };
+  const eventPayload = { repository: { private: true, visibility: 'private' } };
   const mains: StepResult[] = [];
   const posts: StepResult[] = [];
   const oddities: string[] = [];
@@ -92,18 +91,20 @@ async function workflow(
     // Hosted runners give every job the same paths, emptied at job start; jobs running at the
     // same time here get one runner folder each.
     const job = await Job.create({
+      inputs,
       env: cache.env('v2'),
-      event,
+      eventPayload,
       runId,
       job: i === 0 ? 'login' : `work-${i}`,
-      runnerRoot: join(scratch, `runner-${slot}`),
+      runnerTemp: join(scratch, `runner-${slot}`, 'temp'),
+      stepTimeoutMs: 60_000,
     });
     try {
-      const main = await job.runAction('main', inputs, defaults);
+      const main = await job.runMain();
       mains[i] = main;
       const expected = cacheOn && i > 0 ? 'cache' : 'password';
       if (main.code !== 0 || main.outputs.grant !== expected) note(i, 'main', main);
-      const post = await job.runAction('post', inputs, defaults);
+      const post = await job.runPost();
       posts[i] = post;
       if (post.code !== 0 || /::(error|warning)::/.test(post.stdout)) note(i, 'post', post);
     } finally {
@@ -146,10 +147,10 @@ async function workflow(
     cacheEntries: cache.entries.length,
     cacheRequests: cache.requests.length,
     failedSteps: [...mains, ...posts].filter((r) => r?.code !== 0).length,
-    mainMs: stats(mains.map((m) => m.ms)),
-    postMs: stats(posts.map((p) => p.ms)),
-    hitMainMs: mains.filter((m) => m.outputs.grant === 'cache').map((m) => m.ms),
-    missMainMs: mains.filter((m) => m.outputs.grant === 'password').map((m) => m.ms),
+    mainMs: stats(mains.map((m) => m.durationMs)),
+    postMs: stats(posts.map((p) => p.durationMs)),
+    hitMainMs: mains.filter((m) => m.outputs.grant === 'cache').map((m) => m.durationMs),
+    missMainMs: mains.filter((m) => m.outputs.grant === 'password').map((m) => m.durationMs),
     wallSeconds,
     oddities,
   };

@@ -4,7 +4,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from '../scripts/run-action.ts';
+import { REPO_ROOT } from '../test/runner.ts';
 import { benchCache } from './cache.ts';
 import { benchLibrary } from './library.ts';
 import { benchStep } from './step.ts';
@@ -40,7 +40,7 @@ await attempt('cache', () => benchCache(step?.mainSamples ?? []));
 
 const seconds = (performance.now() - started) / 1000;
 results.seconds = seconds;
-const dir = join(ROOT, '.bench');
+const dir = join(REPO_ROOT, '.bench');
 await mkdir(dir, { recursive: true });
 await writeFile(join(dir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
 say();

@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { actionInputDefaults, Job, ROOT, run } from '../scripts/run-action.ts';
+import { Job, REPO_ROOT, run } from '../test/runner.ts';
 import { IdentityServer } from '../test/servers/identity-server.ts';
 import { fmt, kB, ms, ratio, type Stats, say, section, stats, table } from './util.ts';
 
@@ -58,19 +58,32 @@ async function has(command: string): Promise<boolean> {
   }
 }
 
+/** Runs a process (environment: this one's by default); `ms` is its wall time, spawn to exit. */
+async function timed(
+  command: string,
+  args: string[],
+  env: Record<string, string> = Object.fromEntries(
+    Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined),
+  ),
+) {
+  const started = performance.now();
+  const result = await run(command, args, { env, cwd: REPO_ROOT, timeoutMs: 60_000 });
+  return { ...result, ms: performance.now() - started };
+}
+
 async function bundleSizes(): Promise<BundleSize[]> {
   const sizes: BundleSize[] = [];
   for (const step of ['main', 'post', 'cli']) {
-    const dir = join(ROOT, 'dist', step);
+    const dir = join(REPO_ROOT, 'dist', step);
     const file = join(dir, 'index.js');
     const note = step === 'main' ? `target < ${kB(MAIN_TARGET_BYTES)}` : '';
     sizes.push({ file: `dist/${step}/index.js`, bytes: (await stat(file)).size, note });
   }
-  const chunks = (await readdir(join(ROOT, 'dist', 'main'))).filter((f) =>
+  const chunks = (await readdir(join(REPO_ROOT, 'dist', 'main'))).filter((f) =>
     /^\d+\.index\.js$/.test(f),
   );
   for (const chunk of chunks.sort()) {
-    const bytes = (await stat(join(ROOT, 'dist', 'main', chunk))).size;
+    const bytes = (await stat(join(REPO_ROOT, 'dist', 'main', chunk))).size;
     sizes.push({ file: `dist/main/${chunk}`, bytes, note: 'lazy chunk (cache path only)' });
   }
   return sizes;
@@ -82,7 +95,6 @@ export async function benchStep(runs: number): Promise<StepResults> {
     users: [{ username: USER, password: PASSWORD }],
     maxSessionsPerUser: 1_000_000,
   });
-  const defaults = await actionInputDefaults();
   const scratch = await mkdtemp(join(tmpdir(), 'cdse-bench-'));
   const script = join(scratch, 'bare-post.mjs');
   await writeFile(script, BARE_POST);
@@ -105,15 +117,17 @@ export async function benchStep(runs: number): Promise<StepResults> {
     {
       name: 'node -e 0',
       once: async () => {
-        const r = await run(node, ['-e', '0']);
+        const r = await timed(node, ['-e', '0']);
         return { ok: r.code === 0, ms: r.ms };
       },
     },
     {
       name: 'bare node:http POST script',
       once: async () => {
-        const r = await run(node, [script], {
-          env: { PATH: process.env.PATH ?? '', TOKEN_URL: server.tokenUrl, FORM: form },
+        const r = await timed(node, [script], {
+          PATH: process.env.PATH ?? '',
+          TOKEN_URL: server.tokenUrl,
+          FORM: form,
         });
         return { ok: r.code === 0, ms: r.ms };
       },
@@ -124,12 +138,10 @@ export async function benchStep(runs: number): Promise<StepResults> {
     variants.push({
       name: 'curl -s -d … | jq -r .access_token',
       once: async () => {
-        const r = await run(
+        const r = await timed(
           '/bin/sh',
           ['-c', 'curl -s -d "$FORM" "$TOKEN_URL" | jq -r .access_token'],
-          {
-            env: { PATH: process.env.PATH ?? '', TOKEN_URL: server.tokenUrl, FORM: form },
-          },
+          { PATH: process.env.PATH ?? '', TOKEN_URL: server.tokenUrl, FORM: form },
         );
         return { ok: r.code === 0 && r.stdout.trim().length > 20, ms: r.ms };
       },
@@ -138,10 +150,10 @@ export async function benchStep(runs: number): Promise<StepResults> {
   variants.push({
     name: 'action main step (dist/main)',
     once: async () => {
-      const job = await Job.create();
+      const job = await Job.create({ inputs, stepTimeoutMs: 60_000 });
       try {
-        const r = await job.runAction('main', inputs, defaults);
-        return { ok: r.code === 0 && r.outputs.grant === 'password', ms: r.ms };
+        const r = await job.runMain();
+        return { ok: r.code === 0 && r.outputs.grant === 'password', ms: r.durationMs };
       } finally {
         await job.cleanup();
       }

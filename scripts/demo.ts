@@ -7,9 +7,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LogMasker } from '../test/leaks.ts';
+import { Job, type StepResult } from '../test/runner.ts';
 import { CacheServer } from '../test/servers/cache-server.ts';
 import { IdentityServer } from '../test/servers/identity-server.ts';
-import { actionInputDefaults, Job, Masker, type StepResult } from './run-action.ts';
 
 const USER = 'demo@example.com';
 const PASSWORD = 'demo-password';
@@ -36,12 +37,40 @@ function heading(text: string): void {
 
 function stepTitle(title: string, result: StepResult): void {
   const status =
-    result.code === 0 ? green(`✓ exit 0`) : red(`✗ exit ${result.code ?? result.signal}`);
-  print(`${bold(`▶ ${title}`)}  ${dim(`(${Math.round(result.ms)} ms)`)}  ${status}`);
+    result.code === 0 ? green(`✓ exit 0`) : red(`✗ exit ${result.signal ?? result.code}`);
+  print(`${bold(`▶ ${title}`)}  ${dim(`(${Math.round(result.durationMs)} ms)`)}  ${status}`);
 }
 
-function showLog(masker: Masker, result: StepResult, secrets: string[]): void {
-  const lines = masker.render(result.lines);
+const LABELS: Record<string, string> = {
+  error: 'Error: ',
+  warning: 'Warning: ',
+  notice: 'Notice: ',
+  group: '▸ ',
+};
+
+/**
+ * What the log shows for a step's output (stdout and stderr lines in the order they came; the
+ * runner reads workflow commands on both): mask commands registered in order and hidden,
+ * annotations rendered, debug lines dropped (no step debug logging).
+ */
+function render(masker: LogMasker, result: StepResult): string[] {
+  const shown: string[] = [];
+  for (const line of masker.display(result.lines)) {
+    const command = /^::([\w-]+)(?: [^:]*)?::(.*)$/.exec(line);
+    if (!command) {
+      if (line !== '') shown.push(line);
+      continue;
+    }
+    const [, name, data] = command as unknown as [string, string, string];
+    if (name === 'debug' || name === 'endgroup') continue;
+    const message = data.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%');
+    shown.push(masker.mask(`${LABELS[name] ?? `::${name}::`}${message}`));
+  }
+  return shown;
+}
+
+function showLog(masker: LogMasker, result: StepResult, secrets: string[]): void {
+  const lines = render(masker, result);
   if (lines.length === 0) print(dim('  (no log lines)'));
   for (const line of lines) print(`  ${line.startsWith('Error:') ? red(line) : line}`);
   const leaked = secrets.filter((s) => s && lines.some((line) => line.includes(s)));
@@ -49,7 +78,7 @@ function showLog(masker: Masker, result: StepResult, secrets: string[]): void {
   check(!lines.some((l) => l.startsWith('Error:')), 'a step reported an error');
 }
 
-function showOutputs(masker: Masker, result: StepResult): void {
+function showOutputs(masker: LogMasker, result: StepResult): void {
   const names = Object.keys(result.outputs);
   if (names.length === 0) return;
   print(dim('  outputs:'));
@@ -64,8 +93,7 @@ async function main(): Promise<number> {
   const cache = await CacheServer.start();
   // Hosted runners give every job the same RUNNER_TEMP path (emptied at job start).
   const runnerParent = await mkdtemp(join(tmpdir(), 'cdse-demo-'));
-  const runnerRoot = join(runnerParent, 'runner');
-  const defaults = await actionInputDefaults();
+  const runnerTemp = join(runnerParent, 'temp');
   const cacheSecret = randomBytes(32).toString('base64');
   const runId = String(Date.now());
   const inputs = {
@@ -90,9 +118,15 @@ async function main(): Promise<number> {
 
     // ── Job 1: logs in and seeds the cache ──────────────────────────────────────────────────
     heading('Job 1 (fetch): logs in and shares the login through the cache');
-    const job1 = await Job.create({ env: cache.env('v2'), runId, job: 'fetch', runnerRoot });
-    const masker1 = new Masker();
-    const main1 = await job1.runAction('main', inputs, defaults);
+    const job1 = await Job.create({
+      inputs,
+      env: cache.env('v2'),
+      runId,
+      job: 'fetch',
+      runnerTemp,
+    });
+    const masker1 = new LogMasker();
+    const main1 = await job1.runMain();
     stepTitle('Run cdse-auth (main step)', main1);
     const token1 = main1.outputs['access-token'];
     showLog(masker1, main1, secrets([token1]));
@@ -102,7 +136,11 @@ async function main(): Promise<number> {
     check(!!token1 && identity.accessTokenValid(token1), 'job 1: no valid access token');
 
     print();
-    const later = await job1.runShell('cdse-auth token\ncdse-auth header >/dev/null');
+    const later = await job1.runStep('/bin/sh', [
+      '-e',
+      '-c',
+      'cdse-auth token\ncdse-auth header >/dev/null',
+    ]);
     stepTitle('Later step: run: cdse-auth token', later);
     print(dim('  $ cdse-auth token'));
     showLog(masker1, later, secrets([token1]));
@@ -115,7 +153,7 @@ async function main(): Promise<number> {
     }
 
     print();
-    const post1 = await job1.runAction('post', inputs, defaults);
+    const post1 = await job1.runPost();
     stepTitle('Post Run cdse-auth (post step)', post1);
     showLog(masker1, post1, secrets([token1]));
     check(post1.code === 0, 'job 1: the post step failed');
@@ -123,17 +161,23 @@ async function main(): Promise<number> {
 
     // ── Job 2: another job of the same workflow, the last one: reuses the login, logs out ───
     heading('Job 2 (process): reuses the cached login, ends the session');
-    const job2 = await Job.create({ env: cache.env('v2'), runId, job: 'process', runnerRoot });
-    const masker2 = new Masker();
     const inputs2 = { ...inputs, logout: 'true' };
-    const main2 = await job2.runAction('main', inputs2, defaults);
+    const job2 = await Job.create({
+      inputs: inputs2,
+      env: cache.env('v2'),
+      runId,
+      job: 'process',
+      runnerTemp,
+    });
+    const masker2 = new LogMasker();
+    const main2 = await job2.runMain();
     stepTitle('Run cdse-auth (main step, logout: true)', main2);
     showLog(masker2, main2, secrets([main2.outputs['access-token']]));
     showOutputs(masker2, main2);
     check(main2.code === 0, 'job 2: the main step failed');
     check(main2.outputs.grant === 'cache', 'job 2: expected the cached login (grant: cache)');
     print();
-    const post2 = await job2.runAction('post', inputs2, defaults);
+    const post2 = await job2.runPost();
     stepTitle('Post Run cdse-auth (post step)', post2);
     showLog(masker2, post2, secrets([main2.outputs['access-token']]));
     check(post2.code === 0, 'job 2: the post step failed');

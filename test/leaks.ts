@@ -62,23 +62,40 @@ export interface LeakScanExtras {
   cacheKeys?: string[];
 }
 
+/**
+ * The runner's secret masker, fed step by step: `::add-mask::` lines register a value (and its
+ * encoded forms) and are not shown; every other line shows with the values registered so far
+ * replaced by `***`.
+ */
+export class LogMasker {
+  readonly masks = new Set<string>();
+
+  /** Registers a value as `::add-mask::` does (a multi-line value line by line). */
+  add(value: string): void {
+    for (const part of value.split(/\r?\n/)) for (const f of encodedForms(part)) this.masks.add(f);
+  }
+
+  /** `text` with every value registered so far replaced by `***`. */
+  mask(text: string): string {
+    return maskLine(text, this.masks);
+  }
+
+  /** The lines of one step's output as the runner would display them (mask commands consumed). */
+  display(output: string | string[]): string[] {
+    const shown: string[] = [];
+    for (const line of typeof output === 'string' ? output.split(/\r?\n/) : output) {
+      const command = /^::add-mask::(.*)$/.exec(line);
+      if (command) this.add(unescapeData(command[1] ?? '').trim());
+      else shown.push(this.mask(line));
+    }
+    return shown;
+  }
+}
+
 /** The lines of a job's log as the runner would display them (mask commands consumed). */
 export function displayedLines(stepOutputs: string[]): string[] {
-  const masks = new Set<string>();
-  const shown: string[] = [];
-  for (const output of stepOutputs) {
-    for (const line of output.split(/\r?\n/)) {
-      const command = /^::add-mask::(.*)$/.exec(line);
-      if (command) {
-        const value = unescapeData(command[1] ?? '').trim();
-        // The runner masks multi-line values line by line.
-        for (const part of value.split(/\r?\n/)) for (const f of encodedForms(part)) masks.add(f);
-        continue;
-      }
-      shown.push(maskLine(line, masks));
-    }
-  }
-  return shown;
+  const masker = new LogMasker();
+  return stepOutputs.flatMap((output) => masker.display(output));
 }
 
 /**

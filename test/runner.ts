@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { parse as parseYaml } from 'yaml';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..');
@@ -26,6 +27,8 @@ export interface StepResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** stdout and stderr lines interleaved in the order they arrived (what a live log shows). */
+  lines: string[];
   /** What the step wrote to GITHUB_OUTPUT. */
   outputs: Record<string, string>;
   /** What the step wrote to GITHUB_ENV (for later steps). */
@@ -304,7 +307,7 @@ export class Job {
       PATH: stepEnv.PATH ?? this.stepPath,
     };
     const started = performance.now();
-    const { code, signal, stdout, stderr } = await run(command, args, {
+    const { code, signal, stdout, stderr, lines } = await run(command, args, {
       env,
       cwd: this.workspace,
       timeoutMs: this.#stepTimeoutMs,
@@ -324,6 +327,7 @@ export class Job {
       signal,
       stdout,
       stderr,
+      lines,
       outputs: parseFileCommands(output),
       env: parseFileCommands(envText),
       state: parseFileCommands(stateText),
@@ -349,6 +353,8 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** stdout and stderr lines interleaved in the order they arrived. */
+  lines: string[];
 }
 
 /** Runs a child process asynchronously (never spawnSync: servers live in the test process). */
@@ -365,8 +371,27 @@ export function run(
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
+    const lines: string[] = [];
+    const collect = (chunks: Buffer[]) => {
+      const decoder = new StringDecoder('utf8');
+      let partial = '';
+      const flush = () => {
+        partial += decoder.end();
+        if (partial) lines.push(partial);
+        partial = '';
+      };
+      const onData = (chunk: Buffer) => {
+        chunks.push(chunk);
+        const parts = (partial + decoder.write(chunk)).split(/\r?\n/);
+        partial = parts.pop() ?? '';
+        lines.push(...parts);
+      };
+      return { onData, flush };
+    };
+    const stdout = collect(out);
+    const stderr = collect(err);
+    child.stdout.on('data', stdout.onData);
+    child.stderr.on('data', stderr.onData);
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
     child.on('error', (error) => {
       clearTimeout(timer);
@@ -374,11 +399,14 @@ export function run(
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      stdout.flush();
+      stderr.flush();
       resolvePromise({
         code: code ?? -1,
         signal,
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
+        lines,
       });
     });
     child.stdin.on('error', () => {}); // the child may exit without reading its input
