@@ -57,33 +57,27 @@ async function withEnv<T>(env: Record<string, string>, body: () => Promise<T>): 
   }
 }
 
+/** One login with a manager made now, so that it reads the proxy environment of the moment. */
+async function logIn(): Promise<void> {
+  const m = new TokenManager(new PasswordAuth('alice', 'pw-proxy-1'), {
+    tokenUrl: identity.tokenUrl,
+  });
+  try {
+    assert.ok(await m.accessToken());
+  } finally {
+    await m.close();
+  }
+}
+
 test('HTTP(S)_PROXY routes token requests through the proxy', async () => {
   tunnels.length = 0;
-  await withEnv({ HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl }, async () => {
-    const m = new TokenManager(new PasswordAuth('alice', 'pw-proxy-1'), {
-      tokenUrl: identity.tokenUrl,
-    });
-    try {
-      assert.ok(await m.accessToken());
-    } finally {
-      await m.close();
-    }
-  });
+  await withEnv({ HTTP_PROXY: proxyUrl, HTTPS_PROXY: proxyUrl }, logIn);
   assert.deepEqual(tunnels, [new URL(identity.tokenUrl).host]);
 });
 
 test('NO_PROXY bypasses the proxy', async () => {
   tunnels.length = 0;
-  await withEnv({ HTTP_PROXY: proxyUrl, NO_PROXY: '127.0.0.1' }, async () => {
-    const m = new TokenManager(new PasswordAuth('alice', 'pw-proxy-1'), {
-      tokenUrl: identity.tokenUrl,
-    });
-    try {
-      assert.ok(await m.accessToken());
-    } finally {
-      await m.close();
-    }
-  });
+  await withEnv({ HTTP_PROXY: proxyUrl, NO_PROXY: '127.0.0.1' }, logIn);
   assert.deepEqual(tunnels, []);
   assert.equal(identity.counts.password, 2);
 });

@@ -2,7 +2,13 @@ import * as core from '@actions/core';
 import { type AuthProvider, FileTokenStore, TokenManager, type TokenSet } from '../auth/index.ts';
 import { isForkPullRequest } from './context.ts';
 import { failStep } from './fail.ts';
-import { type Inputs, maskSecretInputs, providerFromInputs, readInputs } from './inputs.ts';
+import {
+  type Inputs,
+  maskSecretInputs,
+  providerFromInputs,
+  readInputs,
+  SECRET_INPUTS,
+} from './inputs.ts';
 import { exportEnvironment, maskTokens, type Result, setOutputs, writeSummary } from './results.ts';
 import { createSessionDir } from './session-dir.ts';
 import { STATE } from './state.ts';
@@ -16,8 +22,9 @@ async function main(): Promise<void> {
     inputs = readInputs();
     provider = providerFromInputs(inputs);
   } catch (error) {
-    // The commonest cause of missing credentials is a fork, whose runs get no secrets.
-    if (error instanceof Error && /^No credentials/.test(error.message) && isForkPullRequest()) {
+    // A fork's runs get no secrets: when every secret input is empty, that is why.
+    const noSecrets = SECRET_INPUTS.every((name) => !core.getInput(name));
+    if (error instanceof Error && noSecrets && isForkPullRequest()) {
       error.message +=
         ' Pull requests from forks receive no secrets, so this step cannot log in there.';
     }

@@ -65,38 +65,35 @@ export function providerFromCredentials(
     }
   };
   const clientId = credentials.clientId || DEFAULT_CLIENT_ID;
-  try {
-    switch (chosen) {
-      case 'password':
-        require('username', 'password');
-        if (set('totp') && set('totpSecret')) {
-          throw new ConfigurationError(`Set ${label('totp')} or ${label('totpSecret')}, not both.`);
-        }
+  switch (chosen) {
+    case 'password':
+      require('username', 'password');
+      if (set('totp') && set('totpSecret')) {
+        throw new ConfigurationError(`Set ${label('totp')} or ${label('totpSecret')}, not both.`);
+      }
+      try {
         return new PasswordAuth(credentials.username as string, credentials.password as string, {
           clientId,
           ...(credentials.totp && { totp: credentials.totp }),
           ...(credentials.totpSecret && { totpSecret: credentials.totpSecret }),
         });
-      case 'client_credentials':
-        require('clientSecret');
-        if (clientId === DEFAULT_CLIENT_ID) {
-          throw new ConfigurationError(
-            `The client_credentials grant needs ${label('clientId')}: the id of your registered client (e.g. sh-…), not the public ${DEFAULT_CLIENT_ID}.`,
-          );
-        }
-        return new ClientCredentialsAuth(clientId, credentials.clientSecret as string);
-      case 'refresh_token':
-        require('refreshToken');
-        return new RefreshTokenAuth(credentials.refreshToken as string, { clientId });
-    }
-  } catch (error) {
-    // Provider constructors speak in library terms; say which field the user got wrong.
-    if (error instanceof ConfigurationError && /TOTP code/.test(error.message)) {
-      throw new ConfigurationError(`${label('totp')}: ${error.message}`);
-    }
-    if (error instanceof ConfigurationError && /TOTP secret/.test(error.message)) {
-      throw new ConfigurationError(`${label('totpSecret')}: ${error.message}`);
-    }
-    throw error;
+      } catch (error) {
+        // Only the 2FA value can be malformed here, and only one of the two is set: name it.
+        if (!(error instanceof ConfigurationError)) throw error;
+        throw new ConfigurationError(
+          `${label(set('totpSecret') ? 'totpSecret' : 'totp')}: ${error.message}`,
+        );
+      }
+    case 'client_credentials':
+      require('clientSecret');
+      if (clientId === DEFAULT_CLIENT_ID) {
+        throw new ConfigurationError(
+          `The client_credentials grant needs ${label('clientId')}: the id of your registered client (e.g. sh-…), not the public ${DEFAULT_CLIENT_ID}.`,
+        );
+      }
+      return new ClientCredentialsAuth(clientId, credentials.clientSecret as string);
+    case 'refresh_token':
+      require('refreshToken');
+      return new RefreshTokenAuth(credentials.refreshToken as string, { clientId });
   }
 }

@@ -48,12 +48,11 @@ export async function postForm(
     try {
       const response = await send(url, body, options);
       const retryAfter = parseRetryAfter(response.retryAfter);
-      if (!retryableStatus(response.status) || attempt >= options.maxAttempts) {
-        return { ...response, attempts: attempt, retryAfter };
-      }
-      if (retryAfter !== undefined && retryAfter * 1000 > MAX_RETRY_AFTER_MS) {
-        return { ...response, attempts: attempt, retryAfter };
-      }
+      const giveUp =
+        !retryableStatus(response.status) ||
+        attempt >= options.maxAttempts ||
+        (retryAfter !== undefined && retryAfter * 1000 > MAX_RETRY_AFTER_MS);
+      if (giveUp) return { ...response, attempts: attempt, retryAfter };
       delayMs = retryAfter !== undefined ? retryAfter * 1000 : backoff(attempt);
     } catch (error) {
       if (attempt >= options.maxAttempts) {

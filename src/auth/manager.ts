@@ -7,8 +7,7 @@ import {
   SessionExpiredError,
   TokenEndpointError,
 } from './errors.ts';
-import type { HttpOptions } from './http.ts';
-import { postForm } from './http.ts';
+import { type HttpOptions, postForm } from './http.ts';
 import { endpointError, requestToken, type TokenResponse } from './oauth.ts';
 import type { AuthProvider } from './providers.ts';
 import { MemoryTokenStore, type TokenStore } from './store.ts';
