@@ -27,7 +27,11 @@ function run(command: string, args: string[]) {
 rmSync(join(root, 'lib'), { recursive: true, force: true });
 run(bin('tsc'), ['-p', 'tsconfig.build.json']);
 
-const entries = { main: 'lib/action/main.js', post: 'lib/action/post.js', cli: 'lib/cli/main.js' };
+const entries = {
+  main: 'lib/action/main-entry.js',
+  post: 'lib/action/post-entry.js',
+  cli: 'lib/cli/bin.js',
+};
 const staging = mkdtempSync(join(root, '.dist-'));
 try {
   for (const [name, entry] of Object.entries(entries)) {

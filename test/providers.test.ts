@@ -6,9 +6,9 @@ import {
   ConfigurationError,
   DEFAULT_CLIENT_ID,
   PasswordAuth,
-  providerFromCredentials,
   RefreshTokenAuth,
 } from '../src/auth/index.ts';
+import { providerFromCredentials } from '../src/front/credentials.ts';
 import { randomBase32Secret, totpCode } from './servers/identity-server.ts';
 
 describe('providers build only form fields', () => {

@@ -25,12 +25,18 @@ function event(): EventPayload {
 
 export const eventName = (): string => process.env.GITHUB_EVENT_NAME ?? '';
 
-/** A pull request whose head lives in a fork: its workflow runs without the repository's secrets. */
+/**
+ * A pull request whose head lives in a fork: its workflow runs without the repository's secrets.
+ * A head that cannot be told apart from a fork counts as one: a deleted fork has `head.repo: null`,
+ * and a payload without the pull request says nothing either way.
+ */
 export function isForkPullRequest(): boolean {
+  if (!eventName().startsWith('pull_request')) return false;
   const pr = event().pull_request;
-  if (!pr || !eventName().startsWith('pull_request')) return false;
-  const head = pr.head?.repo;
-  return head?.fork === true || (!!head?.full_name && head.full_name !== pr.base?.repo?.full_name);
+  const head = pr?.head?.repo;
+  const base = pr?.base?.repo?.full_name;
+  if (!head?.full_name || !base) return true;
+  return head.fork === true || head.full_name !== base;
 }
 
 /** Public repositories let anyone who opens a pull request read the cache. */

@@ -1,13 +1,17 @@
 import * as core from '@actions/core';
 import { CdseAuthError } from '../auth/index.ts';
+import { oneLine } from '../auth/redact.ts';
 
-/** Fails the step with one line that says what to fix; a stack trace only in debug logs. */
+/**
+ * Fails the step with one line that says what to fix (the error's message and hint); a stack
+ * trace only in debug logs. Whatever an error carries, the line cannot start a second command.
+ */
 export function failStep(error: unknown): void {
   if (error instanceof CdseAuthError) {
-    core.setFailed(error.message);
+    core.setFailed(oneLine([error.message, error.hint].filter(Boolean).join(' ')));
     return;
   }
   const message = error instanceof Error ? error.message : String(error);
-  core.setFailed(`cdse-auth failed unexpectedly: ${message}`);
-  if (error instanceof Error && error.stack) core.debug(error.stack);
+  core.setFailed(`cdse-auth failed unexpectedly: ${oneLine(message, 300)}`);
+  if (error instanceof Error && error.stack) core.debug(oneLine(error.stack));
 }

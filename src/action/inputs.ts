@@ -1,23 +1,15 @@
 import * as core from '@actions/core';
 import * as z from 'zod/mini';
+import { type AuthProvider, ConfigurationError, checkEndpointUrl } from '../auth/index.ts';
 import {
-  type AuthProvider,
-  ConfigurationError,
   type CredentialField,
-  checkEndpointUrl,
-  type GrantChoice,
+  GRANT_NAMES,
+  grantChoice,
   providerFromCredentials,
-} from '../auth/index.ts';
-
-/** Inputs whose values are secrets: masked before anything else happens, never echoed. */
-export const SECRET_INPUTS = [
-  'password',
-  'totp',
-  'totp-secret',
-  'refresh-token',
-  'client-secret',
-  'cache-secret',
-] as const;
+  SECRET_FIELDS,
+} from '../front/credentials.ts';
+import { maskValues } from '../front/masks.ts';
+import { LIMITS } from '../front/session-file.ts';
 
 const optional = () =>
   z.pipe(
@@ -28,7 +20,8 @@ const flag = z.pipe(
   z.enum(['true', 'True', 'TRUE', 'false', 'False', 'FALSE'], { error: 'expected true or false' }),
   z.transform((s) => s.toLowerCase() === 'true'),
 );
-const wholeNumber = (min: number, max: number, unit: string) => {
+const wholeNumber = (limit: keyof typeof LIMITS) => {
+  const { min, max, unit } = LIMITS[limit];
   const expected = `expected a whole number of ${unit} from ${min} to ${max}`;
   return z
     .pipe(z.string().check(z.regex(/^\d+$/, expected)), z.transform(Number))
@@ -38,10 +31,8 @@ const wholeNumber = (min: number, max: number, unit: string) => {
 /** One entry per action input, keyed by its name in action.yml. */
 const InputsSchema = z.object({
   grant: z.pipe(
-    z.enum(['auto', 'password', 'refresh-token', 'client-credentials'], {
-      error: 'expected auto, password, refresh-token or client-credentials',
-    }),
-    z.transform((g): GrantChoice => (g === 'auto' ? 'auto' : (g.replace('-', '_') as GrantChoice))),
+    z.enum(GRANT_NAMES, { error: `expected ${GRANT_NAMES.join(', ')}` }),
+    z.transform(grantChoice),
   ),
   username: optional(),
   password: optional(),
@@ -64,7 +55,7 @@ const InputsSchema = z.object({
       }
     }),
   ),
-  'expiry-skew': wholeNumber(0, 3000, 'seconds'),
+  'expiry-skew': wholeNumber('expirySkew'),
   cache: flag,
   'cache-key': optional().check(
     z.refine(
@@ -76,13 +67,19 @@ const InputsSchema = z.object({
   'export-env': flag,
   'output-refresh-token': flag,
   logout: flag,
-  timeout: wholeNumber(1, 600, 'seconds'),
-  'max-attempts': wholeNumber(1, 10, 'attempts'),
+  timeout: wholeNumber('timeout'),
+  'max-attempts': wholeNumber('maxAttempts'),
+  scope: optional().check(
+    z.refine(
+      (v) => v === undefined || /^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/.test(v),
+      'expected space-separated scope names (RFC 6749 section 3.3)',
+    ),
+  ),
 });
 export type Inputs = z.output<typeof InputsSchema>;
 type InputName = keyof z.input<typeof InputsSchema>;
 
-const FIELD_INPUT: Record<CredentialField | 'grant', InputName> = {
+const FIELD_INPUT = {
   grant: 'grant',
   username: 'username',
   password: 'password',
@@ -91,7 +88,13 @@ const FIELD_INPUT: Record<CredentialField | 'grant', InputName> = {
   refreshToken: 'refresh-token',
   clientId: 'client-id',
   clientSecret: 'client-secret',
-};
+} as const satisfies Record<CredentialField | 'grant', InputName>;
+
+/** Inputs whose values are secrets: masked before anything else happens, never echoed. */
+export const SECRET_INPUTS: readonly InputName[] = [
+  ...SECRET_FIELDS.map((field) => FIELD_INPUT[field]),
+  'cache-secret',
+];
 
 /** Registers every secret input with the runner's masker, line by line. */
 export function maskSecretInputs(): void {
@@ -99,14 +102,7 @@ export function maskSecretInputs(): void {
 }
 
 export function maskValue(value: string | undefined): void {
-  if (!value) return;
-  core.setSecret(value);
-  // The runner masks a multi-line value only line by line.
-  for (const line of value.split(/\r?\n/))
-    if (line.trim() && line !== value) core.setSecret(line.trim());
-  // An otpauth:// URI carries the secret as a query parameter, which logs could show alone.
-  const embedded = /[?&]secret=([^&]+)/.exec(value)?.[1];
-  if (embedded) core.setSecret(decodeURIComponent(embedded));
+  for (const mask of maskValues(value)) core.setSecret(mask);
 }
 
 /** Reads and validates every input. Throws a `ConfigurationError` that names the input. */

@@ -1,6 +1,8 @@
 import * as core from '@actions/core';
-import { FileTokenStore, TokenManager } from '../auth/index.ts';
-import { maskSecretInputs, providerFromInputs, readInputs } from './inputs.ts';
+import { TokenManager } from '../auth/index.ts';
+import { oneLine } from '../auth/redact.ts';
+import { SessionFile } from '../front/session-file.ts';
+import { maskSecretInputs, maskValue, providerFromInputs, readInputs } from './inputs.ts';
 import { maskTokens } from './results.ts';
 import { removeSessionDir, sessionDirAt } from './session-dir.ts';
 import { STATE } from './state.ts';
@@ -10,7 +12,7 @@ import { openWorkflowCache } from './workflow-cache.ts';
  * At job end: hand a token set that a later step refreshed back to the cache, end the server
  * session when asked, and delete the credentials. Nothing here fails the job: its work is done.
  */
-async function post(): Promise<void> {
+export async function run(): Promise<void> {
   const dir = core.getState(STATE.dir);
   if (!dir) return; // main failed before it wrote anything
   const session = sessionDirAt(dir);
@@ -18,8 +20,11 @@ async function post(): Promise<void> {
     maskSecretInputs();
     const inputs = readInputs();
     const provider = providerFromInputs(inputs);
-    const store = new FileTokenStore(session.credentialsFile, { onWarning: core.warning });
-    const tokenSet = await store.load();
+    const store = new SessionFile(session.credentialsFile, undefined, {
+      onWarning: core.warning,
+    });
+    // Read inside the lock: a later step's renewal (rotation) may be finishing right now.
+    const tokenSet = await store.exclusive(() => store.load());
     if (tokenSet) maskTokens(tokenSet);
 
     const cachedExpiry = core.getState(STATE.cachedExpiry);
@@ -31,11 +36,13 @@ async function post(): Promise<void> {
         : undefined;
 
     if (inputs.logout) {
+      // The session this job really used: the file holds the newest refresh token of it.
       const manager = new TokenManager(provider, {
         tokenUrl: inputs['token-url'],
         store,
         timeout: inputs.timeout,
         maxAttempts: inputs['max-attempts'],
+        onSecret: maskValue,
       });
       try {
         const ended = await manager.logout();
@@ -50,11 +57,11 @@ async function post(): Promise<void> {
       core.debug('Saved the token set a later step refreshed to the cache.');
     }
   } catch (error) {
-    core.warning(`cdse-auth post step: ${error instanceof Error ? error.message : String(error)}`);
+    core.warning(
+      `cdse-auth post step: ${oneLine(error instanceof Error ? error.message : String(error))}`,
+    );
   } finally {
     await removeSessionDir(session.dir);
     core.debug('Removed the credentials file.');
   }
 }
-
-post().finally(() => process.exit());

@@ -9,6 +9,8 @@ export interface Result {
   tokenSet: TokenSet;
   grant: GrantOutput;
   cacheHit: boolean;
+  /** Token requests this step made (0 when the cached login was used as it was). */
+  requests: number;
   session: SessionDir;
   tokenUrl: string;
 }
@@ -62,6 +64,8 @@ export async function writeSummary(result: Result, cacheNote: string): Promise<v
         { data: 'Access token expires', header: true },
         { data: 'Refresh until', header: true },
         { data: 'Cache', header: true },
+        { data: 'Session', header: true },
+        { data: 'Token requests', header: true },
       ],
       [
         // A refresh grant renews either the given refresh-token or the session the cache held.
@@ -71,6 +75,9 @@ export async function writeSummary(result: Result, cacheNote: string): Promise<v
         result.tokenSet.expiresAt.toISOString(),
         refresh,
         cacheNote,
+        // Keycloak's session id: names which of the user's sessions this job used, reveals nothing.
+        result.tokenSet.sessionId ?? 'unknown',
+        String(result.requests),
       ],
     ])
     .addRaw(

@@ -8,6 +8,8 @@ export interface ErrorDetails {
   errorDescription?: string;
   /** Requests made for this operation (1 when nothing was retried). */
   attempts?: number;
+  /** What the user can do about it, in the library's words; front ends may say it in theirs. */
+  hint?: string;
 }
 
 /** Base class of every error this library throws on purpose. */
@@ -17,6 +19,7 @@ export class CdseAuthError extends Error {
   readonly error: string | undefined;
   readonly errorDescription: string | undefined;
   readonly attempts: number | undefined;
+  readonly hint: string | undefined;
 
   constructor(message: string, details: ErrorDetails = {}) {
     super(message);
@@ -24,6 +27,7 @@ export class CdseAuthError extends Error {
     this.error = details.error;
     this.errorDescription = details.errorDescription;
     this.attempts = details.attempts;
+    this.hint = details.hint;
   }
 }
 

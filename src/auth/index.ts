@@ -1,11 +1,6 @@
 export { DEFAULT_CLIENT_ID, DEFAULT_TOKEN_URL } from './constants.ts';
-export {
-  type CredentialField,
-  type Credentials,
-  type GrantChoice,
-  providerFromCredentials,
-} from './credentials.ts';
-export { checkEndpointUrl, logoutUrlFor } from './endpoint.ts';
+/** Public on purpose: front ends and library users check their own URL settings the same way. */
+export { checkEndpointUrl } from './endpoint.ts';
 export {
   CdseAuthError,
   ConfigurationError,
@@ -15,8 +10,9 @@ export {
   SessionExpiredError,
   TokenEndpointError,
 } from './errors.ts';
-export { FileTokenStore, type FileTokenStoreOptions } from './file-store.ts';
-export { TokenManager, type TokenManagerOptions } from './manager.ts';
+export { type FileLockOptions, FileLockTimeoutError } from './file-lock.ts';
+export { type FileMeta, FileTokenStore, type FileTokenStoreOptions } from './file-store.ts';
+export { type StoredSessionOptions, TokenManager, type TokenManagerOptions } from './manager.ts';
 export {
   AuthProvider,
   ClientCredentialsAuth,
@@ -28,6 +24,7 @@ export {
 export { MemoryTokenStore, TokenStore } from './store.ts';
 export {
   GrantType,
+  MAX_TOKEN_LENGTH,
   TokenSet,
   type TokenSetData,
   type TokenSetInput,

@@ -1,15 +1,24 @@
 import * as z from 'zod/mini';
 import { InvalidResponseError, TokenEndpointError } from './errors.ts';
 import { type FormResponse, type HttpOptions, postForm } from './http.ts';
+import { type Redact, serverText } from './redact.ts';
+import { PrintableText, SessionId, TokenString, TokenType } from './token-set.ts';
 
-/** RFC 6749 §5.1, with Keycloak's `refresh_expires_in`. */
+// Ten years: Keycloak's lifetimes are minutes to days; a larger number is a lie or a unit error,
+// and one that overflows a Date would otherwise surface as a raw validation dump.
+const MAX_LIFETIME_SECONDS = 10 * 365 * 24 * 3600;
+const Lifetime = z.coerce.number().check(z.nonnegative(), z.lte(MAX_LIFETIME_SECONDS));
+
+/** RFC 6749 §5.1, with Keycloak's `refresh_expires_in` and `session_state`. */
 export const TokenResponse = z.object({
-  access_token: z.string().check(z.minLength(1)),
-  token_type: z.optional(z.string().check(z.minLength(1))),
-  expires_in: z.coerce.number().check(z.positive()),
-  refresh_token: z.optional(z.string().check(z.minLength(1))),
-  refresh_expires_in: z.optional(z.coerce.number().check(z.nonnegative())),
-  scope: z.optional(z.string()),
+  access_token: TokenString,
+  token_type: z.optional(TokenType),
+  expires_in: Lifetime.check(z.positive()),
+  refresh_token: z.optional(TokenString),
+  refresh_expires_in: z.optional(Lifetime),
+  scope: z.optional(PrintableText(4096)),
+  // Only shown to people (which session a job used): an odd value is dropped, not fatal.
+  session_state: z.catch(z.optional(SessionId), undefined),
 });
 export type TokenResponse = z.infer<typeof TokenResponse>;
 
@@ -19,8 +28,6 @@ const ErrorBody = z.object({
   error_description: z.optional(z.string()),
   message: z.optional(z.string()),
 });
-
-export type Redact = (text: string) => string;
 
 /** Sends a token request and returns the validated response, or throws a typed error. */
 export async function requestToken(
@@ -63,16 +70,21 @@ export function endpointError(response: FormResponse, redact: Redact): TokenEndp
   } catch {
     // Not OAuth JSON (an HTML error page, a gateway message): the status says enough.
   }
-  const error = body.error;
-  const description = clean(body.error_description ?? body.message, redact);
+  // Both fields come from the server: a lying one may echo a secret or forge a runner command.
+  const error = serverText(body.error, redact)?.slice(0, 64);
+  const description = serverText(body.error_description ?? body.message, redact);
   const said = [error, description && `(${description})`].filter(Boolean).join(' ');
   const tries = response.attempts > 1 ? ` after ${response.attempts} attempts` : '';
   const wait =
     response.retryAfter !== undefined
       ? `; the server asks to retry after ${response.retryAfter} s`
       : '';
+  const hint =
+    !error && [404, 405, 501].includes(response.status)
+      ? ' Is the token URL a token endpoint (.../protocol/openid-connect/token)?'
+      : '';
   return new TokenEndpointError(
-    `The token endpoint answered HTTP ${response.status}${tries}${said ? `: ${said}` : ''}${wait}.`,
+    `The token endpoint answered HTTP ${response.status}${tries}${said ? `: ${said}` : ''}${wait}.${hint}`,
     {
       status: response.status,
       ...(error !== undefined && { error }),
@@ -83,16 +95,7 @@ export function endpointError(response: FormResponse, redact: Redact): TokenEndp
 }
 
 function contentTypeNote(response: FormResponse): string {
-  const type = response.contentType.split(';')[0]?.trim();
+  // A server-chosen header: keep only what a media type can hold.
+  const type = response.contentType.split(';')[0]?.trim().replace(/[^\w.+/-]/g, '').slice(0, 64);
   return type ? ` (${type})` : '';
-}
-
-// Server text goes into our messages: keep it short, single-line and free of secrets.
-function clean(text: string | undefined, redact: Redact): string | undefined {
-  if (!text) return undefined;
-  const line = redact(text)
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it strips
-    .replace(/[\u0000-\u001f\u007f]+/g, ' ')
-    .trim();
-  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }

@@ -5,22 +5,42 @@ import * as z from 'zod/mini';
 export const GrantType = z.enum(['password', 'refresh_token', 'client_credentials']);
 export type GrantType = z.infer<typeof GrantType>;
 
+/**
+ * Tokens travel in HTTP headers, environment variables and runner commands. Whatever a server or
+ * a file says, a token is visible ASCII with no whitespace (RFC 6750 b64token is narrower still),
+ * so it can neither end a log line nor start a workflow command; and it is bounded, because an
+ * exported variable of 128 kB or more makes every later process of the job fail to start (E2BIG).
+ */
+export const MAX_TOKEN_LENGTH = 16 * 1024;
+export const TokenString = z
+  .string()
+  .check(z.minLength(1), z.maxLength(MAX_TOKEN_LENGTH), z.regex(/^[\x21-\x7e]+$/));
+/** `Bearer`, or another auth scheme name (RFC 9110 token characters). */
+export const TokenType = z.string().check(z.regex(/^[A-Za-z0-9!#$&'*+.^_`|~-]{1,64}$/));
+/** Non-secret text that is shown to people: printable ASCII on one line. */
+export const PrintableText = (max: number) =>
+  z.string().check(z.maxLength(max), z.regex(/^[\x20-\x7e]*$/));
+/** Keycloak's `session_state` (a UUID): a session id that names the login without revealing it. */
+export const SessionId = z.string().check(z.regex(/^[A-Za-z0-9._:-]{1,128}$/));
+
 /** The persisted shape of a token set: what stores write and read back. */
 export const TokenSetSchema = z.object({
-  accessToken: z.string().check(z.minLength(1)),
-  tokenType: z._default(z.string().check(z.minLength(1)), 'Bearer'),
+  accessToken: TokenString,
+  tokenType: z._default(TokenType, 'Bearer'),
   /** Absolute access-token expiry. */
   expiresAt: z.coerce.date(),
-  refreshToken: z.optional(z.string().check(z.minLength(1))),
+  refreshToken: z.optional(TokenString),
   /** Absolute refresh-token expiry; absent means unknown or never (Keycloak offline tokens). */
   refreshExpiresAt: z.optional(z.coerce.date()),
-  scope: z.optional(z.string()),
+  scope: z.optional(PrintableText(4096)),
+  /** The server's session this token set belongs to, when it said (Keycloak `session_state`). */
+  sessionId: z.optional(SessionId),
   /**
    * Where the tokens came from. A manager ignores a stored set from another endpoint or client, so
    * a credentials file shared by two configurations never sends one server's token to the other.
    */
-  tokenUrl: z.optional(z.string()),
-  clientId: z.optional(z.string()),
+  tokenUrl: z.optional(PrintableText(2048)),
+  clientId: z.optional(PrintableText(256)),
 });
 export type TokenSetData = z.output<typeof TokenSetSchema>;
 export type TokenSetInput = z.input<typeof TokenSetSchema>;

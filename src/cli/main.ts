@@ -1,20 +1,26 @@
-#!/usr/bin/env node
+import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import {
-  type AuthProvider,
   CdseAuthError,
   ConfigurationError,
-  type Credentials,
   checkEndpointUrl,
   DEFAULT_CLIENT_ID,
   DEFAULT_TOKEN_URL,
-  FileTokenStore,
-  type GrantChoice,
-  providerFromCredentials,
-  RefreshTokenAuth,
   TokenManager,
+  type TokenManagerOptions,
   type TokenSet,
 } from '../auth/index.ts';
+import { oneLine } from '../auth/redact.ts';
+import {
+  type Credentials,
+  GRANT_NAMES,
+  type GrantName,
+  grantChoice,
+  hasCredentials,
+  providerFromCredentials,
+} from '../front/credentials.ts';
+import { commandLine, maskValues } from '../front/masks.ts';
+import { LIMITS, SessionFile, type SessionSettings } from '../front/session-file.ts';
 import { VERSION } from '../version.ts';
 import { defaultCredentialsFile } from './paths.ts';
 import { ask } from './prompt.ts';
@@ -26,7 +32,7 @@ Usage: cdse-auth <command> [options]
 Commands:
   login    log in (asks for what is missing on a terminal) and save the session
   token    print an access token that is valid now, refreshing it if needed
-  header   print "Bearer <access token>"
+  header   print "Bearer <access token>" (--openeo: "Bearer oidc/CDSE/<token>")
   status   print the saved session as JSON (no secrets)
   logout   end the server session and delete the saved credentials
 
@@ -39,198 +45,53 @@ Options (each also read from the environment variable shown):
   --client-secret SECRET   CDSE_CLIENT_SECRET
   --refresh-token TOKEN    CDSE_REFRESH_TOKEN
   --token-url URL          CDSE_TOKEN_URL
-  --grant GRANT            CDSE_GRANT        auto (default: from the credentials that are set),
-                                             password, client-credentials or refresh-token
+  --grant GRANT            CDSE_GRANT        ${GRANT_NAMES.join(', ')} (auto: from the credentials set)
+  --scope SCOPE            CDSE_SCOPE        OAuth scope to request, e.g. "openid offline_access"
+  --timeout SECONDS        CDSE_TIMEOUT      per token request (default 30)
+  --max-attempts N         CDSE_MAX_ATTEMPTS per token request, for retryable faults (default 5)
+  --expiry-skew SECONDS    CDSE_EXPIRY_SKEW  renew this long before expiry (default 30)
   --credentials-file PATH  CDSE_CREDENTIALS_FILE  default ${defaultCredentialsFile()}
   -h, --help               this text
   --version                the version
+
+In a workflow job, the action's settings (token URL, client id, scope, timeout, attempts, skew)
+travel with the credentials file; flags and variables win over them.
 
 Exit codes: 0 ok, 1 authentication failed or not logged in, 2 usage error.
 `;
 
 const OPTIONS = {
-  username: { type: 'string', env: 'CDSE_USERNAME' },
-  password: { type: 'string', env: 'CDSE_PASSWORD' },
-  totp: { type: 'string', env: 'CDSE_TOTP' },
-  'totp-secret': { type: 'string', env: 'CDSE_TOTP_SECRET' },
-  'client-id': { type: 'string', env: 'CDSE_CLIENT_ID' },
-  'client-secret': { type: 'string', env: 'CDSE_CLIENT_SECRET' },
-  'refresh-token': { type: 'string', env: 'CDSE_REFRESH_TOKEN' },
-  'token-url': { type: 'string', env: 'CDSE_TOKEN_URL' },
-  grant: { type: 'string', env: 'CDSE_GRANT' },
-  'credentials-file': { type: 'string', env: 'CDSE_CREDENTIALS_FILE' },
+  username: 'CDSE_USERNAME',
+  password: 'CDSE_PASSWORD',
+  totp: 'CDSE_TOTP',
+  'totp-secret': 'CDSE_TOTP_SECRET',
+  'client-id': 'CDSE_CLIENT_ID',
+  'client-secret': 'CDSE_CLIENT_SECRET',
+  'refresh-token': 'CDSE_REFRESH_TOKEN',
+  'token-url': 'CDSE_TOKEN_URL',
+  grant: 'CDSE_GRANT',
+  scope: 'CDSE_SCOPE',
+  timeout: 'CDSE_TIMEOUT',
+  'max-attempts': 'CDSE_MAX_ATTEMPTS',
+  'expiry-skew': 'CDSE_EXPIRY_SKEW',
+  'credentials-file': 'CDSE_CREDENTIALS_FILE',
 } as const;
 type OptionName = keyof typeof OPTIONS;
+const VERBS = ['login', 'token', 'header', 'status', 'logout'] as const;
 
-const FIELD_OPTION: Record<keyof Credentials | 'grant', string> = {
-  grant: '--grant',
-  username: '--username',
-  password: '--password',
-  totp: '--totp',
-  totpSecret: '--totp-secret',
-  refreshToken: '--refresh-token',
-  clientId: '--client-id',
-  clientSecret: '--client-secret',
-};
-
-class UsageError extends Error {}
-
-const out = (text: string) => process.stdout.write(`${text}\n`);
-const err = (text: string) => process.stderr.write(`${text}\n`);
-
-async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (error) {
-    err(`cdse-auth: ${(error as Error).message}\nRun cdse-auth --help for usage.`);
-    return 2;
-  }
-  const { command, get, help, version } = parsed;
-  if (version) {
-    out(VERSION);
-    return 0;
-  }
-  if (help || !command) {
-    (help ? out : err)(USAGE);
-    return help ? 0 : 2;
-  }
-
-  const store = new FileTokenStore(get('credentials-file') ?? defaultCredentialsFile(), {
-    onWarning: (message) => err(`cdse-auth: warning: ${message}`),
-  });
-  const stored = await store.load();
-  const givenUrl = get('token-url');
-  // Checked here so that the message names the flag; the manager checks every URL again.
-  if (givenUrl) checkEndpointUrl(givenUrl, '--token-url (CDSE_TOKEN_URL)');
-  const tokenUrl = givenUrl ?? stored?.tokenUrl ?? DEFAULT_TOKEN_URL;
-  const clientId = get('client-id') ?? stored?.clientId ?? DEFAULT_CLIENT_ID;
-  const grant = grantOf(get);
-
-  switch (command) {
-    case 'status':
-      return status(store, stored);
-    case 'login':
-      return login(store, stored, await promptedCredentials(get, clientId), tokenUrl, grant);
-    case 'token':
-    case 'header': {
-      const manager = managerFor(credentialsOf(get, clientId), stored, store, tokenUrl, grant);
-      try {
-        const tokenSet = await manager.getTokenSet();
-        if (manager.lastGrant) maskInActions(tokenSet);
-        out(command === 'token' ? tokenSet.accessToken : tokenSet.authorizationHeader);
-        return 0;
-      } finally {
-        await manager.close();
-      }
-    }
-    case 'logout': {
-      if (!stored) {
-        err('cdse-auth: no saved session; nothing to log out.');
-        return 0;
-      }
-      const manager = managerFor(credentialsOf(get, clientId), stored, store, tokenUrl, grant);
-      try {
-        const ended = await manager.logout();
-        err(
-          ended
-            ? 'Logged out: the CDSE session has ended.'
-            : 'No server session was left; removed the saved credentials.',
-        );
-        return 0;
-      } finally {
-        await manager.close();
-      }
-    }
-    default:
-      throw new UsageError(`unknown command '${command}'`);
-  }
-}
-
-function parse(argv: string[]) {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      ...Object.fromEntries(
-        Object.keys(OPTIONS).map((name) => [name, { type: 'string' as const }]),
-      ),
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean' },
-    },
-  });
-  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`);
-  const get = (name: OptionName): string | undefined =>
-    ((values as Record<string, unknown>)[name] as string | undefined) ||
-    process.env[OPTIONS[name].env] ||
-    undefined;
-  return { command: positionals[0], get, help: !!values.help, version: !!values.version };
-}
-
-const GRANTS: Record<string, GrantChoice> = {
-  auto: 'auto',
+const FIELD_OPTION: Record<keyof Credentials | 'grant', OptionName> = {
+  grant: 'grant',
+  username: 'username',
   password: 'password',
-  'client-credentials': 'client_credentials',
-  client_credentials: 'client_credentials',
-  'refresh-token': 'refresh_token',
-  refresh_token: 'refresh_token',
+  totp: 'totp',
+  totpSecret: 'totp-secret',
+  refreshToken: 'refresh-token',
+  clientId: 'client-id',
+  clientSecret: 'client-secret',
 };
 
-function grantOf(get: (name: OptionName) => string | undefined): GrantChoice {
-  const value = get('grant') ?? 'auto';
-  const grant = GRANTS[value];
-  if (!grant) {
-    throw new UsageError(
-      `unknown grant '${value}': expected auto, password, client-credentials or refresh-token`,
-    );
-  }
-  return grant;
-}
-
-function credentialsOf(
-  get: (name: OptionName) => string | undefined,
-  clientId: string,
-): Credentials {
-  return {
-    username: get('username'),
-    password: get('password'),
-    totp: get('totp'),
-    totpSecret: get('totp-secret'),
-    refreshToken: get('refresh-token'),
-    clientSecret: get('client-secret'),
-    clientId,
-  };
-}
-
-const hasCredentials = (c: Credentials) =>
-  !!(c.username || c.password || c.clientSecret || c.refreshToken);
-
-/**
- * The manager for token/header/logout: credentials given now win; else the saved session is
- * carried on through its refresh token.
- */
-function managerFor(
-  credentials: Credentials,
-  stored: TokenSet | undefined,
-  store: FileTokenStore,
-  tokenUrl: string,
-  grant: GrantChoice,
-): TokenManager {
-  let provider: AuthProvider;
-  if (hasCredentials(credentials)) {
-    provider = providerFromCredentials(credentials, grant, (field) => FIELD_OPTION[field]);
-  } else if (stored?.refreshToken) {
-    provider = new RefreshTokenAuth(stored.refreshToken, {
-      clientId: credentials.clientId ?? DEFAULT_CLIENT_ID,
-    });
-  } else if (stored) {
-    // A client-credentials session has no refresh token: it lives until its access token expires.
-    provider = providerWithoutCredentials(credentials.clientId ?? DEFAULT_CLIENT_ID);
-  } else {
-    throw new NotLoggedIn();
-  }
-  return new TokenManager(provider, { tokenUrl, store });
-}
+/** Bad usage: exit code 2. */
+class UsageError extends Error {}
 
 class NotLoggedIn extends CdseAuthError {
   constructor() {
@@ -240,29 +101,244 @@ class NotLoggedIn extends CdseAuthError {
   }
 }
 
-function providerWithoutCredentials(clientId: string): AuthProvider {
+/** What the CLI touches of the world: tests run it in-process with their own. */
+export interface CliDeps {
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  stdout: (line: string) => void;
+  stderr: (line: string) => void;
+  /** Whether a person can be asked (stdin and stderr are terminals). */
+  interactive: boolean;
+}
+
+interface Setting {
+  value: string;
+  /** Where it came from, as the user wrote it: `--timeout` or `CDSE_TIMEOUT`. */
+  source: string;
+}
+
+/** Runs one `cdse-auth` command and answers its exit code; never throws. */
+export async function run(deps: CliDeps): Promise<number> {
+  // The stored login, once read: what to do about an error depends on what kind it is.
+  let stored: TokenSet | undefined;
+  try {
+    return await command(deps, (loaded) => {
+      stored = loaded;
+    });
+  } catch (error) {
+    const said = (message: string) => oneLine(message) || 'failed';
+    if (error instanceof UsageError || error instanceof ConfigurationError) {
+      deps.stderr(`cdse-auth: ${said(error.message)}`);
+      return 2;
+    }
+    if (error instanceof CdseAuthError) {
+      deps.stderr(`cdse-auth: ${said([error.message, hintFor(error, deps.env, stored)].join(' '))}`);
+      return 1;
+    }
+    deps.stderr(`cdse-auth: unexpected error: ${said(String((error as Error)?.message ?? error))}`);
+    return 1;
+  }
+}
+
+async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void): Promise<number> {
+  const { verb, get, flags } = parse(deps);
+  if (flags.version) {
+    deps.stdout(VERSION);
+    return 0;
+  }
+  if (flags.help || !verb) {
+    (flags.help ? deps.stdout : deps.stderr)(USAGE);
+    return flags.help ? 0 : 2;
+  }
+
+  const file = get('credentials-file');
+  const path = file?.value ?? defaultCredentialsFile(deps.env);
+  if ((await stat(path).catch(() => undefined))?.isDirectory()) {
+    throw new UsageError(`${file?.source ?? 'the credentials file'}: ${path} is a directory.`);
+  }
+  const store = new SessionFile(path, undefined, {
+    onWarning: (message) => deps.stderr(`cdse-auth: warning: ${message}`),
+  });
+  const stored = await store.load();
+  loaded(stored);
+  if (verb === 'status') return status(deps, store, stored);
+
+  const options = managerOptions(get, { ...sessionOf(stored), ...store.settings }, deps);
+  const credentials = credentialsOf(get, options.clientId);
+  const grant = grantOf(get);
+  switch (verb) {
+    case 'login':
+      return login(deps, store, stored, await prompted(deps, credentials), options, grant);
+    case 'token':
+    case 'header': {
+      if (!stored && !hasCredentials(credentials)) throw new NotLoggedIn();
+      const manager = hasCredentials(credentials)
+        ? new TokenManager(provider(credentials, grant), { ...options, store })
+        : TokenManager.storedSession({
+            ...options,
+            store,
+            ...(credentials.clientSecret && { clientSecret: credentials.clientSecret }),
+          });
+      try {
+        const tokenSet = await manager.getTokenSet();
+        if (verb === 'token') deps.stdout(tokenSet.accessToken);
+        else if (flags.openeo) deps.stdout(`Bearer oidc/CDSE/${tokenSet.accessToken}`);
+        else deps.stdout(tokenSet.authorizationHeader);
+        return 0;
+      } finally {
+        await manager.close();
+      }
+    }
+    case 'logout': {
+      if (!stored) {
+        deps.stderr('cdse-auth: no saved session; nothing to log out.');
+        return 0;
+      }
+      const manager = TokenManager.storedSession({
+        ...options,
+        store,
+        ...(credentials.clientSecret && { clientSecret: credentials.clientSecret }),
+      });
+      try {
+        const ended = await manager.logout();
+        deps.stderr(
+          ended
+            ? 'Logged out: the CDSE session has ended.'
+            : 'No server session was left; removed the saved credentials.',
+        );
+        return 0;
+      } finally {
+        await manager.close();
+      }
+    }
+  }
+}
+
+function parse(deps: CliDeps) {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: deps.argv,
+      allowPositionals: true,
+      options: {
+        ...Object.fromEntries(
+          Object.keys(OPTIONS).map((name) => [name, { type: 'string' as const }]),
+        ),
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+        openeo: { type: 'boolean' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(`${didYouMean((error as Error).message)} Run cdse-auth --help for usage.`);
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'.`);
+  const verb = positionals[0];
+  if (verb !== undefined && !(VERBS as readonly string[]).includes(verb)) {
+    const near = VERBS.find((v) => closeTo(v, verb));
+    throw new UsageError(
+      `unknown command '${verb}'${near ? `; did you mean '${near}'?` : ''}. Commands: ${VERBS.join(', ')}.`,
+    );
+  }
+  const get = (name: OptionName): Setting | undefined => {
+    const flag = (values as Record<string, unknown>)[name];
+    if (typeof flag === 'string' && flag) return { value: flag, source: `--${name}` };
+    const env = deps.env[OPTIONS[name]];
+    return env ? { value: env, source: OPTIONS[name] } : undefined;
+  };
   return {
-    grantType: 'client_credentials',
-    clientId,
-    canReauthenticate: false,
-    clientSecret: undefined,
-    grantData: () => {
-      throw new CdseAuthError(
-        'The saved session has expired and cannot be renewed without the client secret: set CDSE_CLIENT_SECRET (with CDSE_CLIENT_ID) or run `cdse-auth login`.',
-      );
-    },
-    secrets: () => [],
+    verb: verb as (typeof VERBS)[number] | undefined,
+    get,
+    flags: { help: !!values.help, version: !!values.version, openeo: !!values.openeo },
   };
 }
 
-async function promptedCredentials(
-  get: (name: OptionName) => string | undefined,
-  clientId: string,
-): Promise<Credentials> {
-  const credentials = credentialsOf(get, clientId);
-  const interactive = process.stdin.isTTY && process.stderr.isTTY;
+type Get = (name: OptionName) => Setting | undefined;
+
+// parseArgs says "Unknown option '--tiemout'": name the option it was probably meant to be.
+function didYouMean(message: string): string {
+  const unknown = /Unknown option '--([^']+)'/.exec(message)?.[1];
+  const near = unknown && Object.keys(OPTIONS).find((name) => closeTo(name, unknown));
+  return near ? `${message.replace(/\.$/, '')}; did you mean '--${near}'?` : message;
+}
+
+// One edit apart (a typo), or one is a prefix of the other.
+function closeTo(a: string, b: string): boolean {
+  if (a.startsWith(b) || b.startsWith(a)) return true;
+  if (Math.abs(a.length - b.length) > 1) return false;
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  const rest = (x: string, skip: number) => x.slice(i + skip);
+  return (
+    rest(a, 1) === rest(b, 1) ||
+    rest(a, 1) === rest(b, 0) ||
+    rest(a, 0) === rest(b, 1) ||
+    (a[i] === b[i + 1] && a[i + 1] === b[i] && rest(a, 2) === rest(b, 2))
+  );
+}
+
+function wholeNumber(setting: Setting | undefined, limit: keyof typeof LIMITS) {
+  if (!setting) return undefined;
+  const { min, max, unit } = LIMITS[limit];
+  const n = /^\d+$/.test(setting.value) ? Number(setting.value) : Number.NaN;
+  if (!(n >= min && n <= max)) {
+    throw new UsageError(
+      `${setting.source}: expected a whole number of ${unit} from ${min} to ${max}.`,
+    );
+  }
+  return n;
+}
+
+/** A saved login is carried on against the server and client that issued it. */
+const sessionOf = (stored: TokenSet | undefined): SessionSettings => ({
+  ...(stored?.tokenUrl && { tokenUrl: stored.tokenUrl }),
+  ...(stored?.clientId && { clientId: stored.clientId }),
+});
+
+/** Flags, then variables, then the settings that came with the credentials file, then defaults. */
+function managerOptions(get: Get, settings: SessionSettings, deps: CliDeps) {
+  const url = get('token-url');
+  if (url) checkEndpointUrl(url.value, url.source);
+  const options = {
+    tokenUrl: url?.value ?? settings.tokenUrl ?? DEFAULT_TOKEN_URL,
+    clientId: get('client-id')?.value ?? settings.clientId ?? DEFAULT_CLIENT_ID,
+    scope: get('scope')?.value ?? settings.scope,
+    timeout: wholeNumber(get('timeout'), 'timeout') ?? settings.timeout,
+    maxAttempts: wholeNumber(get('max-attempts'), 'maxAttempts') ?? settings.maxAttempts,
+    expirySkew: wholeNumber(get('expiry-skew'), 'expirySkew') ?? settings.expirySkew,
+    onSecret: maskerFor(deps),
+  } satisfies TokenManagerOptions & { clientId: string };
+  return options;
+}
+
+function grantOf(get: Get) {
+  const setting = get('grant');
+  const value = setting?.value ?? 'auto';
+  if (!(GRANT_NAMES as readonly string[]).includes(value)) {
+    throw new UsageError(`${setting?.source}: expected ${GRANT_NAMES.join(', ')} (got '${value}').`);
+  }
+  return grantChoice(value as GrantName);
+}
+
+function credentialsOf(get: Get, clientId: string): Credentials {
+  return {
+    username: get('username')?.value,
+    password: get('password')?.value,
+    totp: get('totp')?.value,
+    totpSecret: get('totp-secret')?.value,
+    refreshToken: get('refresh-token')?.value,
+    clientSecret: get('client-secret')?.value,
+    clientId,
+  };
+}
+
+const provider = (credentials: Credentials, grant: ReturnType<typeof grantOf>) =>
+  providerFromCredentials(credentials, grant, (field) => `--${FIELD_OPTION[field]}`);
+
+async function prompted(deps: CliDeps, credentials: Credentials): Promise<Credentials> {
   const wantsPassword = !credentials.clientSecret && !credentials.refreshToken;
-  if (interactive && wantsPassword) {
+  if (deps.interactive && wantsPassword) {
     credentials.username ??= (await ask('CDSE username (e-mail): ')) || undefined;
     credentials.password ??= (await ask('Password: ', { hidden: true })) || undefined;
     if (!credentials.totp && !credentials.totpSecret) {
@@ -273,57 +349,60 @@ async function promptedCredentials(
 }
 
 async function login(
-  store: FileTokenStore,
+  deps: CliDeps,
+  store: SessionFile,
   stored: TokenSet | undefined,
   credentials: Credentials,
-  tokenUrl: string,
-  grant: GrantChoice,
+  options: ReturnType<typeof managerOptions>,
+  grant: ReturnType<typeof grantOf>,
 ): Promise<number> {
   if (!hasCredentials(credentials)) {
     throw new ConfigurationError(
       'login needs credentials: run it on a terminal to be asked, or set CDSE_USERNAME and CDSE_PASSWORD (or CDSE_CLIENT_ID and CDSE_CLIENT_SECRET, or CDSE_REFRESH_TOKEN).',
     );
   }
-  const provider = providerFromCredentials(credentials, grant, (field) => FIELD_OPTION[field]);
+  const chosen = provider(credentials, grant);
   // CDSE counts active sessions per user (100 at most): end the one this login replaces.
   if (stored?.refreshToken) {
-    const previous = new TokenManager(
-      new RefreshTokenAuth(stored.refreshToken, { clientId: stored.clientId ?? provider.clientId }),
-      {
-        tokenUrl: stored.tokenUrl ?? tokenUrl,
-        store,
-        maxAttempts: 1,
-      },
-    );
+    const previous = TokenManager.storedSession({
+      ...options,
+      tokenUrl: stored.tokenUrl ?? options.tokenUrl,
+      clientId: stored.clientId ?? chosen.clientId,
+      store,
+      maxAttempts: 1,
+    });
     await previous.logout().catch(() => store.clear());
     await previous.close();
   } else {
     await store.clear();
   }
-  const manager = new TokenManager(provider, { tokenUrl, store });
+  const manager = new TokenManager(chosen, { ...options, store });
   try {
     const tokenSet = await manager.getTokenSet();
-    maskInActions(tokenSet);
     const refresh = tokenSet.refreshToken
       ? `, refreshable until ${tokenSet.refreshExpiresAt?.toISOString() ?? 'revoked'}`
       : '';
-    err(
-      `Logged in to ${new URL(tokenUrl).host}: access token valid until ${tokenSet.expiresAt.toISOString()}${refresh}.`,
+    deps.stderr(
+      `Logged in to ${new URL(options.tokenUrl).host}: access token valid until ${tokenSet.expiresAt.toISOString()}${refresh}.`,
     );
-    err(`Saved to ${store.path}.`);
+    deps.stderr(`Saved to ${store.path}.`);
     return 0;
   } finally {
     await manager.close();
   }
 }
 
-function status(store: FileTokenStore, stored: TokenSet | undefined): number {
+function status(deps: CliDeps, store: SessionFile, stored: TokenSet | undefined): number {
   const now = Date.now();
+  const { settings } = store;
   const report = {
     loggedIn: !!stored && (stored.accessValid(0, now) || stored.refreshValid(0, now)),
     credentialsFile: store.path,
     tokenUrl: stored?.tokenUrl ?? null,
     clientId: stored?.clientId ?? null,
+    sessionId: stored?.sessionId ?? null,
+    fromCache: settings.fromCache ?? false,
+    tokenRequests: settings.tokenRequests ?? 0,
     tokenType: stored?.tokenType ?? null,
     accessTokenExpiresAt: stored?.expiresAt.toISOString() ?? null,
     accessTokenValid: stored?.accessValid(0, now) ?? false,
@@ -333,7 +412,7 @@ function status(store: FileTokenStore, stored: TokenSet | undefined): number {
     refreshTokenValid: stored?.refreshValid(0, now) ?? false,
     scope: stored?.scope ?? null,
   };
-  out(JSON.stringify(report, null, 2));
+  deps.stdout(JSON.stringify(report, null, 2));
   return report.loggedIn ? 0 : 1;
 }
 
@@ -341,31 +420,21 @@ function status(store: FileTokenStore, stored: TokenSet | undefined): number {
  * In a workflow step the runner masks what it is told to. stderr shares the pipe with a shell's
  * `set -x` trace, so the mask arrives before any trace line can show the token.
  */
-function maskInActions(tokenSet: TokenSet): void {
-  if (process.env.GITHUB_ACTIONS !== 'true') return;
-  for (const secret of [
-    tokenSet.accessToken,
-    tokenSet.authorizationHeader,
-    tokenSet.refreshToken,
-  ]) {
-    if (secret) err(`::add-mask::${secret}`);
-  }
+function maskerFor(deps: CliDeps): ((value: string) => void) | undefined {
+  if (deps.env.GITHUB_ACTIONS !== 'true') return undefined;
+  return (secret) => {
+    for (const value of maskValues(secret)) deps.stderr(commandLine('add-mask', value));
+  };
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    if (error instanceof UsageError || error instanceof ConfigurationError) {
-      err(`cdse-auth: ${error.message}`);
-      process.exitCode = 2;
-    } else if (error instanceof CdseAuthError) {
-      err(`cdse-auth: ${error.message}`);
-      process.exitCode = 1;
-    } else {
-      err(`cdse-auth: unexpected error: ${error instanceof Error ? error.message : String(error)}`);
-      process.exitCode = 1;
-    }
-  },
-);
+/** What to do about an error, in this front end's words. */
+function hintFor(error: CdseAuthError, env: NodeJS.ProcessEnv, stored?: TokenSet): string {
+  if (error.name !== 'SessionExpiredError' || !error.hint) return '';
+  // A client-credentials session has no refresh token: only the client secret renews it.
+  if (stored && !stored.refreshToken) {
+    return 'Set CDSE_CLIENT_SECRET (with CDSE_CLIENT_ID) to renew it, or run `cdse-auth login`.';
+  }
+  return env.GITHUB_ACTIONS === 'true'
+    ? 'A step that outlives the session can log in again only with credentials: pass them to this step (the reusable workflow input pass-credentials: true, or CDSE_USERNAME/CDSE_PASSWORD/CDSE_TOTP_SECRET in its env), or log in with scope: offline_access for a refresh token that outlives the session.'
+    : 'Run `cdse-auth login`, or set credentials (CDSE_USERNAME and CDSE_PASSWORD, CDSE_CLIENT_ID and CDSE_CLIENT_SECRET, or CDSE_REFRESH_TOKEN).';
+}

@@ -1,12 +1,12 @@
-import { DEFAULT_CLIENT_ID } from './constants.ts';
-import { ConfigurationError } from './errors.ts';
+import { DEFAULT_CLIENT_ID } from '../auth/constants.ts';
+import { ConfigurationError } from '../auth/errors.ts';
 import {
   type AuthProvider,
   ClientCredentialsAuth,
   PasswordAuth,
   RefreshTokenAuth,
-} from './providers.ts';
-import type { GrantType } from './token-set.ts';
+} from '../auth/providers.ts';
+import type { GrantType } from '../auth/token-set.ts';
 
 /** Credentials as a front end collects them (action inputs, CLI flags, environment). */
 export interface Credentials {
@@ -20,6 +20,19 @@ export interface Credentials {
 }
 export type CredentialField = keyof Credentials;
 export type GrantChoice = 'auto' | GrantType;
+
+/** The one spelling of grants both front ends accept (the action's input values). */
+export const GRANT_NAMES = ['auto', 'password', 'refresh-token', 'client-credentials'] as const;
+export type GrantName = (typeof GRANT_NAMES)[number];
+export const grantChoice = (name: GrantName): GrantChoice =>
+  name === 'auto' ? 'auto' : (name.replace('-', '_') as GrantType);
+
+/** Whether any credential that can start a session is set (a client id alone cannot). */
+export const hasCredentials = (c: Credentials): boolean =>
+  !!(c.username || c.password || c.clientSecret || c.refreshToken);
+
+/** Secret credential fields: masked first, never echoed, never in a key or a message. */
+export const SECRET_FIELDS = ['password', 'totp', 'totpSecret', 'refreshToken', 'clientSecret'] as const;
 
 const FAMILY: Record<GrantType, CredentialField[]> = {
   password: ['username', 'password', 'totp', 'totpSecret'],

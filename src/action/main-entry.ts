@@ -1,0 +1,4 @@
+import { run } from './main.ts';
+
+// A cache request abandoned after its time limit must not hold the job open.
+run().finally(() => process.exit());
