@@ -1,6 +1,18 @@
 // A CDSE-compatible Keycloak token endpoint built from the facts in
 // shared/reference/cdse-identity.md. Only Node built-ins: it is also the embedded identity
 // server of `npm run demo`, and its TOTP check must stay independent of the client's library.
+//
+// Test hooks, beyond the plain Keycloak behaviour:
+// - `inject(...faults)`: each fault answers one later request. A request takes the first
+//   queued fault whose `on` (grant names or 'logout'; absent = any request) matches it, so a
+//   fault aimed at refreshes waits while logins pass. Besides transport faults there are
+//   hostile answers: `echo` (secrets reflected into the error), `tamper` (a real success with
+//   fields overridden), and `status` with a `json` body of arbitrary content.
+// - Lifetimes: `accessLifetime`, `refreshLifetime` (idle), `sessionMaxSeconds` (SSO Session
+//   Max, counted from the login), all on the injectable `now`.
+// - Sessions: `sessionIds()`, `sessionOf(token)`, `sessionInfo(id)`, `endSession(id)`, and
+//   `requests[i].session`, so tests can tell which login a token or request belongs to.
+// - Rotation: `rotateRefreshTokens`, `refreshTokenMaxReuse`, `onRefreshReuse`.
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer } from 'node:http';
@@ -21,14 +33,66 @@ export interface IdentityClient {
   serviceAccount?: boolean;
 }
 
-export type Fault =
-  | { kind: 'status'; status: number; retryAfter?: string; body?: string; contentType?: string }
+/** What a fault can be aimed at: a token grant, or the logout endpoint. */
+export type FaultTarget = 'password' | 'refresh_token' | 'client_credentials' | 'logout';
+
+/**
+ * How `echo` reflects what the client sent:
+ * - 'body': the raw form-encoded request body (`password=correct+horse%40battery&...`).
+ * - 'secret': the request's secret as sent (password, else client_secret, else
+ *   refresh_token, else the HTTP Basic secret), plain JSON string escaping.
+ * - 'secret-json': the secret's JSON string literal as the value, quotes included, so the
+ *   parsed field reads `"p\"w"` for `p"w`: a mask of the exact secret misses it.
+ * - 'secret-unicode': the secret, every character written as `\uXXXX` in the raw body: the
+ *   parsed value is the secret, the raw text never contains it verbatim.
+ */
+export type EchoVariant = 'body' | 'secret' | 'secret-json' | 'secret-unicode';
+
+export type Fault = (
+  | {
+      kind: 'status';
+      status: number;
+      retryAfter?: string;
+      /** Raw body, sent as is. */
+      body?: string;
+      /** Any value, sent as JSON (e.g. an OAuth error with newlines or megabytes). */
+      json?: unknown;
+      contentType?: string;
+    }
   | { kind: 'html' }
   | { kind: 'invalid-json' }
   | { kind: 'truncated' }
   | { kind: 'no-access-token' }
   | { kind: 'reset' }
-  | { kind: 'delay'; ms: number };
+  | { kind: 'delay'; ms: number }
+  | {
+      /** Rejects the request (nothing is checked, no session is made), reflecting its secret. */
+      kind: 'echo';
+      /** Default 'body'. */
+      variant?: EchoVariant;
+      /** Default: error_description for 'body', error for the secret variants. */
+      into?: 'error' | 'error_description';
+      /** Default 401, Keycloak's status for a rejected password. */
+      status?: number;
+    }
+  | {
+      /**
+       * The request is served for real (session, counts, rotation as usual); if it succeeds the
+       * JSON answer gets these overrides. `undefined` deletes a field. Default `on`: the three
+       * grants (a logout answer has no body to tamper with). A failed grant is sent unchanged.
+       */
+      kind: 'tamper';
+      set?: Record<string, unknown>;
+      /** Raw JSON text per field, for values JSON.stringify cannot make (`1e999`, `-0`). */
+      raw?: Record<string, string>;
+      /**
+       * Default true: a forged string access_token/refresh_token stands for the real one
+       * (sessionOf, accessTokenValid, refresh and logout accept it), so a client can carry on.
+       * False: the forged tokens are unknown, as a real Keycloak would find them.
+       */
+      acceptForged?: boolean;
+    }
+) & { on?: FaultTarget | FaultTarget[] };
 
 export interface IdentityServerOptions {
   port?: number;
@@ -40,6 +104,26 @@ export interface IdentityServerOptions {
   rotateRefreshTokens?: boolean;
   omitOptionalFields?: boolean;
   clientCredentialsRefreshToken?: boolean;
+  /**
+   * Keycloak's refreshTokenMaxReuse (rotation only): how many more times the token last used
+   * may be used again. Default 0.
+   */
+  refreshTokenMaxReuse?: number;
+  /**
+   * What a rejected reuse (rotation only) does to the session. 'reject-token' (default): only
+   * that request fails. 'detach-session': Keycloak's real behaviour (TokenManager detaches the
+   * client session), so every later refresh of the session answers 400 invalid_grant "Session
+   * doesn't have required client"; logout still ends it, and it still counts as active, as
+   * Keycloak keeps the empty user session until it expires.
+   */
+  onRefreshReuse?: 'reject-token' | 'detach-session';
+  /**
+   * Keycloak's SSO Session Max: the session ends this long after its login, whatever refreshes
+   * happened. As in Keycloak, token lifetimes (exp, expires_in, refresh_expires_in) are cut to
+   * the session's end, so a refresh after it answers 400 invalid_grant "Token is not active".
+   * Absent or 0: no maximum.
+   */
+  sessionMaxSeconds?: number;
   /** CDSE allows 100 active sessions per user; lower it to test the cap cheaply. */
   maxSessionsPerUser?: number;
   now?: () => number;
@@ -61,6 +145,23 @@ export interface IdentityRequest {
   fault?: string;
   headers: Record<string, string | string[] | undefined>;
   form: Record<string, string>;
+  /** The session the request created or named by its token, when there was one. */
+  session?: string;
+}
+
+export interface SessionInfo {
+  id: string;
+  username: string;
+  clientId: string;
+  /** `now()` at the login. */
+  startedAt: number;
+  active: boolean;
+  /** A rejected reuse detached it (onRefreshReuse 'detach-session'). */
+  detached: boolean;
+  /** Token and logout requests that created the session or named one of its tokens. */
+  requests: number;
+  /** Successful refreshes. */
+  refreshes: number;
 }
 
 interface Session {
@@ -68,15 +169,31 @@ interface Session {
   subject: string;
   username: string;
   clientId: string;
+  startedAt: number;
+  /** SSO Session Max end; Infinity without a maximum. */
+  maxEndsAt: number;
   ended: boolean;
+  detached: boolean;
   expiresAt: number;
+  /** Keycloak's clientSession.currentRefreshToken and its use count. */
+  currentRefresh?: RefreshRecord;
+  currentUses: number;
+  /** Issue sequence number of the last refresh (Keycloak's clientSession timestamp). */
+  refreshedSeq: number;
+  requests: number;
+  refreshes: number;
 }
 
 interface RefreshRecord {
   sessionId: string;
   clientId: string;
   expiresAt: number;
-  superseded: boolean;
+  /**
+   * Issue order. Keycloak compares whole seconds, so it lets an older token through when it
+   * was issued in the same second as the last refresh; ordering instead keeps frozen-clock
+   * tests deterministic.
+   */
+  seq: number;
 }
 
 interface Reply {
@@ -207,6 +324,62 @@ function formFromBody(req: IncomingMessage, body: string): Record<string, string
   return form;
 }
 
+const TAMPER_TARGETS: FaultTarget[] = ['password', 'refresh_token', 'client_credentials'];
+
+function faultApplies(fault: Fault, target: FaultTarget | undefined): boolean {
+  const on = fault.on ?? (fault.kind === 'tamper' ? TAMPER_TARGETS : undefined);
+  if (on === undefined) return true;
+  if (target === undefined) return false;
+  return Array.isArray(on) ? on.includes(target) : on === target;
+}
+
+function basicSecret(req: IncomingMessage): string | undefined {
+  const match = /^Basic\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (match?.[1] === undefined) return undefined;
+  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? undefined : decoded.slice(colon + 1);
+}
+
+// JSON.stringify escapes only what it must; writing every character as \uXXXX keeps the
+// parsed value while the raw text no longer contains the secret anywhere.
+function unicodeEscaped(text: string): string {
+  let out = '"';
+  for (let i = 0; i < text.length; i++) {
+    out += `\\u${text.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  }
+  return `${out}"`;
+}
+
+function echoReply(
+  fault: Extract<Fault, { kind: 'echo' }>,
+  rawBody: string,
+  form: Record<string, string>,
+  req: IncomingMessage,
+): Reply {
+  const variant = fault.variant ?? 'body';
+  const into = fault.into ?? (variant === 'body' ? 'error_description' : 'error');
+  const secret =
+    form.password ?? form.client_secret ?? form.refresh_token ?? basicSecret(req) ?? '';
+  const other = into === 'error' ? 'error_description' : 'error';
+  const fields: Record<string, string> = {
+    error: 'invalid_grant',
+    error_description: 'Invalid user credentials',
+  };
+  let rawValue: string;
+  if (variant === 'body') rawValue = JSON.stringify(rawBody);
+  else if (variant === 'secret') rawValue = JSON.stringify(secret);
+  else if (variant === 'secret-json') rawValue = JSON.stringify(JSON.stringify(secret));
+  else rawValue = unicodeEscaped(secret);
+  // Written by hand so the echoed value keeps the exact escaping its variant chose.
+  const body = `{${JSON.stringify(into)}:${rawValue},${JSON.stringify(other)}:${JSON.stringify(fields[other])}}`;
+  return {
+    status: fault.status ?? 401,
+    headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+    body,
+  };
+}
+
 type ClientAuth = { ok: true; client: IdentityClient } | { ok: false; reply: Reply };
 
 export class IdentityServer {
@@ -229,6 +402,9 @@ export class IdentityServer {
   readonly #accessLifetime: number;
   readonly #refreshLifetime: number;
   readonly #rotate: boolean;
+  readonly #maxReuse: number;
+  readonly #reuseDetaches: boolean;
+  readonly #sessionMaxMs: number;
   readonly #omitOptional: boolean;
   readonly #ccRefresh: boolean;
   readonly #maxSessions: number;
@@ -243,6 +419,9 @@ export class IdentityServer {
   readonly #accessTokens = new Map<string, { sessionId: string; expiresAt: number }>();
   readonly #faults: Fault[] = [];
   readonly #timers = new Set<NodeJS.Timeout>();
+  #seq = 0;
+  // The request being served; set only for the synchronous span of one grant or logout.
+  #entry: IdentityRequest | undefined;
   #closed = false;
 
   private constructor(server: Server, options: IdentityServerOptions) {
@@ -256,6 +435,10 @@ export class IdentityServer {
     this.#accessLifetime = options.accessLifetime ?? 600;
     this.#refreshLifetime = options.refreshLifetime ?? 3600;
     this.#rotate = options.rotateRefreshTokens ?? false;
+    this.#maxReuse = options.refreshTokenMaxReuse ?? 0;
+    this.#reuseDetaches = options.onRefreshReuse === 'detach-session';
+    const max = options.sessionMaxSeconds ?? 0;
+    this.#sessionMaxMs = max > 0 ? max * 1000 : Number.POSITIVE_INFINITY;
     this.#omitOptional = options.omitOptionalFields ?? false;
     this.#ccRefresh = options.clientCredentialsRefreshToken ?? false;
     this.#maxSessions = options.maxSessionsPerUser ?? 100;
@@ -303,6 +486,40 @@ export class IdentityServer {
     for (const session of this.#sessions.values()) session.ended = true;
   }
 
+  /** Ids of the active sessions, in login order. */
+  sessionIds(): string[] {
+    const now = this.#now();
+    return [...this.#sessions.values()].filter((s) => this.#isActive(s, now)).map((s) => s.id);
+  }
+
+  /** The session (its `session_state`) an access or refresh token of this server belongs to. */
+  sessionOf(token: string): string | undefined {
+    return this.#refreshTokens.get(token)?.sessionId ?? this.#accessTokens.get(token)?.sessionId;
+  }
+
+  sessionInfo(id: string): SessionInfo | undefined {
+    const session = this.#sessions.get(id);
+    if (session === undefined) return undefined;
+    return {
+      id: session.id,
+      username: session.username,
+      clientId: session.clientId,
+      startedAt: session.startedAt,
+      active: this.#isActive(session, this.#now()),
+      detached: session.detached,
+      requests: session.requests,
+      refreshes: session.refreshes,
+    };
+  }
+
+  /** Ends one session, as an admin would: its refresh then answers "Session not active". */
+  endSession(id: string): boolean {
+    const session = this.#sessions.get(id);
+    if (session === undefined) return false;
+    session.ended = true;
+    return true;
+  }
+
   /** True while an access token this server issued is unexpired (resource servers check only the JWT). */
   accessTokenValid(token: string): boolean {
     const record = this.#accessTokens.get(token);
@@ -325,7 +542,12 @@ export class IdentityServer {
   }
 
   #isActive(session: Session, now: number): boolean {
-    return !session.ended && now < session.expiresAt;
+    return !session.ended && now < session.expiresAt && now < session.maxEndsAt;
+  }
+
+  #touch(session: Session): void {
+    session.requests++;
+    if (this.#entry !== undefined) this.#entry.session = session.id;
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
@@ -364,16 +586,19 @@ export class IdentityServer {
       return;
     }
 
+    let target: FaultTarget | undefined;
     if (isToken) {
       const grant = form.grant_type;
       if (grant !== undefined) entry.grant = grant;
       if (grant === 'password' || grant === 'refresh_token' || grant === 'client_credentials') {
         this.counts[grant]++;
+        target = grant;
       } else {
         this.counts.other++;
       }
     } else {
       this.counts.logout++;
+      target = 'logout';
     }
     this.counts.total++;
 
@@ -382,19 +607,31 @@ export class IdentityServer {
         return json(405, { error: 'HTTP 405 Method Not Allowed' }, { allow: 'POST' });
       }
       if (tooLarge) return json(413, { error: 'Request Entity Too Large' });
-      return isToken ? this.#token(form, req) : this.#logout(form, req);
+      this.#entry = entry;
+      try {
+        return isToken ? this.#token(form, req) : this.#logout(form, req);
+      } finally {
+        this.#entry = undefined;
+      }
     };
 
-    const fault = this.#faults.shift();
-    if (fault === undefined) {
+    const index = this.#faults.findIndex((f) => faultApplies(f, target));
+    if (index < 0) {
       this.#send(res, entry, run());
       return;
     }
+    const [fault] = this.#faults.splice(index, 1) as [Fault];
     entry.fault = fault.kind;
-    this.#applyFault(fault, res, entry, run);
+    this.#applyFault(fault, res, entry, run, { body, form, req });
   }
 
-  #applyFault(fault: Fault, res: ServerResponse, entry: IdentityRequest, run: () => Reply): void {
+  #applyFault(
+    fault: Fault,
+    res: ServerResponse,
+    entry: IdentityRequest,
+    run: () => Reply,
+    request: { body: string; form: Record<string, string>; req: IncomingMessage },
+  ): void {
     switch (fault.kind) {
       case 'status': {
         const headers: Record<string, string> = {};
@@ -411,10 +648,20 @@ export class IdentityServer {
           body = JSON.stringify({ error: 'fault', status: fault.status });
           contentType = 'application/json';
         }
+        if (fault.json !== undefined) {
+          body = JSON.stringify(fault.json);
+          contentType = 'application/json';
+        }
         headers['content-type'] = fault.contentType ?? contentType;
         this.#send(res, entry, { status: fault.status, headers, body: fault.body ?? body });
         return;
       }
+      case 'echo':
+        this.#send(res, entry, echoReply(fault, request.body, request.form, request.req));
+        return;
+      case 'tamper':
+        this.#send(res, entry, this.#tamper(fault, run()));
+        return;
       case 'html':
         this.#send(res, entry, {
           status: 200,
@@ -471,6 +718,30 @@ export class IdentityServer {
         return;
       }
     }
+  }
+
+  #tamper(fault: Extract<Fault, { kind: 'tamper' }>, reply: Reply): Reply {
+    if (reply.status !== 200 || reply.body === undefined) return reply;
+    const real = JSON.parse(reply.body) as Record<string, unknown>;
+    const forged: Record<string, unknown> = { ...real, ...fault.set };
+    const raw = fault.raw ?? {};
+    for (const key of Object.keys(raw)) delete forged[key];
+    if (fault.acceptForged ?? true) {
+      const access = this.#accessTokens.get(String(real.access_token));
+      if (access !== undefined && typeof forged.access_token === 'string') {
+        this.#accessTokens.set(forged.access_token, access);
+      }
+      const refresh = this.#refreshTokens.get(String(real.refresh_token));
+      // The same record object, so rotation treats the forged and the real token as one.
+      if (refresh !== undefined && typeof forged.refresh_token === 'string') {
+        this.#refreshTokens.set(forged.refresh_token, refresh);
+      }
+    }
+    const parts = Object.entries(raw).map(([key, text]) => `${JSON.stringify(key)}:${text}`);
+    let body = JSON.stringify(forged);
+    if (parts.length > 0)
+      body = `${body.slice(0, -1)}${body === '{}' ? '' : ','}${parts.join(',')}}`;
+    return { ...reply, body };
   }
 
   #send(res: ServerResponse, entry: IdentityRequest, reply: Reply): void {
@@ -599,20 +870,46 @@ export class IdentityServer {
     }
     const record = this.#refreshTokens.get(token);
     if (record === undefined) return oauthError(400, 'invalid_grant', 'Invalid refresh token');
+    const session = this.#sessions.get(record.sessionId);
+    if (session !== undefined) this.#touch(session);
     if (record.clientId !== client.clientId) {
       return oauthError(400, 'invalid_grant', 'Unmatching clients');
     }
     const now = this.#now();
     if (now >= record.expiresAt) return oauthError(400, 'invalid_grant', 'Token is not active');
-    const session = this.#sessions.get(record.sessionId);
     if (session === undefined || !this.#isActive(session, now)) {
       return oauthError(400, 'invalid_grant', 'Session not active');
     }
-    if (record.superseded) {
-      return oauthError(400, 'invalid_grant', 'Maximum allowed refresh token reuse exceeded');
+    if (session.detached) {
+      return oauthError(400, 'invalid_grant', "Session doesn't have required client");
     }
-    if (this.#rotate) record.superseded = true;
+    if (this.#rotate) {
+      const reuse = this.#reuseError(session, record);
+      if (reuse !== undefined) {
+        if (this.#reuseDetaches) session.detached = true;
+        return oauthError(400, 'invalid_grant', reuse);
+      }
+    }
+    session.refreshedSeq = ++this.#seq;
+    session.refreshes++;
     return this.#issue(session, client, true);
+  }
+
+  // Keycloak's TokenManager.validateTokenReuse, with issue order in place of seconds.
+  #reuseError(session: Session, record: RefreshRecord): string | undefined {
+    const current = session.currentRefresh;
+    if (current !== undefined && current !== record && record.seq < session.refreshedSeq) {
+      return 'Stale token';
+    }
+    if (current !== record) {
+      session.currentRefresh = record;
+      session.currentUses = 0;
+    }
+    if (session.currentUses > this.#maxReuse) {
+      return 'Maximum allowed refresh token reuse exceeded';
+    }
+    session.currentUses++;
+    return undefined;
   }
 
   #clientCredentialsGrant(client: IdentityClient): Reply {
@@ -650,8 +947,9 @@ export class IdentityServer {
       return oauthError(400, 'invalid_grant', 'Invalid refresh token');
     }
     const now = this.#now();
-    if (now >= record.expiresAt) return oauthError(400, 'invalid_grant', 'Token is not active');
     const session = this.#sessions.get(record.sessionId);
+    if (session !== undefined) this.#touch(session);
+    if (now >= record.expiresAt) return oauthError(400, 'invalid_grant', 'Token is not active');
     if (session === undefined || !this.#isActive(session, now)) {
       return oauthError(400, 'invalid_grant', 'Session not active');
     }
@@ -673,11 +971,19 @@ export class IdentityServer {
       subject,
       username,
       clientId,
+      startedAt: now,
+      maxEndsAt: now + this.#sessionMaxMs,
       ended: false,
+      detached: false,
       // Without a refresh token nothing can extend the session past the access token.
       expiresAt: now + this.#accessLifetime * 1000,
+      currentUses: 0,
+      refreshedSeq: ++this.#seq,
+      requests: 0,
+      refreshes: 0,
     };
     this.#sessions.set(session.id, session);
+    this.#touch(session);
     return session;
   }
 
@@ -711,9 +1017,12 @@ export class IdentityServer {
       session_state: session.id,
       scope: SCOPE,
     };
-    const accessExpiresAt = now + this.#accessLifetime * 1000;
+    // Keycloak cuts every token's life to the SSO Session Max (getTokenExpiration).
+    const maxExp = Math.floor(session.maxEndsAt / 1000);
+    const accessExp = Math.min(iat + this.#accessLifetime, maxExp);
+    const accessExpiresAt = Math.min(now + this.#accessLifetime * 1000, session.maxEndsAt);
     const accessToken = this.#jwt({
-      exp: iat + this.#accessLifetime,
+      exp: accessExp,
       ...common,
       typ: 'Bearer',
       aud: 'account',
@@ -724,28 +1033,34 @@ export class IdentityServer {
 
     const body: Record<string, unknown> = {
       access_token: accessToken,
-      expires_in: this.#accessLifetime,
+      expires_in: accessExp - iat,
     };
-    let refreshExpiresIn = 0;
     if (withRefresh) {
-      const never = this.#refreshLifetime === 0;
-      const expiresAt = never ? Number.POSITIVE_INFINITY : now + this.#refreshLifetime * 1000;
-      // Offline-style tokens carry no exp claim: they never expire.
+      const offline = this.#refreshLifetime === 0;
+      const exp = Math.min(
+        offline ? Number.POSITIVE_INFINITY : iat + this.#refreshLifetime,
+        maxExp,
+      );
+      const never = exp === Number.POSITIVE_INFINITY;
+      const expiresAt = Math.min(
+        offline ? Number.POSITIVE_INFINITY : now + this.#refreshLifetime * 1000,
+        session.maxEndsAt,
+      );
+      // Offline-style tokens carry no exp claim unless a session maximum bounds them.
       const refreshToken = this.#jwt({
-        ...(never ? {} : { exp: iat + this.#refreshLifetime }),
+        ...(never ? {} : { exp }),
         ...common,
-        typ: never ? 'Offline' : 'Refresh',
+        typ: offline ? 'Offline' : 'Refresh',
         aud: this.issuer,
       });
       this.#refreshTokens.set(refreshToken, {
         sessionId: session.id,
         clientId: client.clientId,
         expiresAt,
-        superseded: false,
+        seq: ++this.#seq,
       });
       session.expiresAt = Math.max(session.expiresAt, expiresAt);
-      refreshExpiresIn = this.#refreshLifetime;
-      if (!this.#omitOptional) body.refresh_expires_in = refreshExpiresIn;
+      if (!this.#omitOptional) body.refresh_expires_in = never ? 0 : exp - iat;
       body.refresh_token = refreshToken;
     } else if (!this.#omitOptional) {
       // Keycloak's client_credentials answer says refresh_expires_in: 0 with no refresh token.
