@@ -2,7 +2,9 @@
 // README.md's yaml blocks with GitHub's own parser (@actions/workflow-parser, the one behind the
 // Actions language service), then what the parser cannot know: that each `with:` given to this
 // action names an input of action.yml, and that each call of the reusable pipeline workflow
-// passes only its inputs and secrets. Exits 1 and lists the problems when there are any.
+// passes only its inputs and secrets. The repository's own workflows also get the security rules
+// of securityErrors() (pins, tokens, caches, expressions in scripts); README examples do not.
+// Exits 1 and lists the problems when there are any.
 // test/workflows.test.ts and test/readme.test.ts use the same functions.
 import { readdirSync, readFileSync } from 'node:fs';
 import { registerHooks } from 'node:module';
@@ -153,6 +155,76 @@ export function usageErrors(
   return errors;
 }
 
+type Permissions = string | Record<string, string> | undefined;
+interface SecurityStep {
+  name?: string;
+  uses?: string;
+  run?: string;
+  with?: Record<string, unknown>;
+}
+interface SecurityJob {
+  permissions?: Permissions;
+  steps?: SecurityStep[];
+}
+
+const grantsWrite = (permissions: Permissions): boolean =>
+  typeof permissions === 'string'
+    ? permissions === 'write-all'
+    : Object.values(permissions ?? {}).some((level) => level === 'write');
+
+/**
+ * Rules for this repository's own workflow files, which the parser does not know:
+ * - the workflow-level `permissions:` exist and grant nothing to write (a job raises its own);
+ * - every action from elsewhere is pinned to a full commit SHA with a `# vX.Y.Z` comment;
+ * - `run:` scripts hold no `${{ }}` (values reach the shell through `env:`, so no value can
+ *   change the script's syntax);
+ * - `actions/checkout` never keeps the token in .git/config (`persist-credentials: false`);
+ * - a job that can write restores no cache (`cache:` of a setup action, actions/cache), which a
+ *   less trusted workflow could have written.
+ */
+export function securityErrors(name: string, content: string): string[] {
+  const errors: string[] = [];
+  const doc = parseYaml(content) as {
+    permissions?: Permissions;
+    jobs?: Record<string, SecurityJob>;
+  } | null;
+  if (doc?.permissions === undefined) errors.push(`${name}: no workflow-level permissions`);
+  else if (grantsWrite(doc.permissions)) {
+    errors.push(`${name}: the workflow-level permissions grant write; raise them per job`);
+  }
+  // Pins are checked on the text: the version comment is not part of the parsed YAML.
+  for (const [index, line] of content.split('\n').entries()) {
+    const match = /^\s*(?:- )?uses:\s*["']?([^\s"'#]+)["']?\s*(#.*)?$/.exec(line);
+    const uses = match?.[1];
+    if (!uses || uses.startsWith('./')) continue;
+    if (!/^[\w.-]+\/[\w./-]+@[0-9a-f]{40}$/.test(uses)) {
+      errors.push(`${name}:${index + 1}: ${uses} is not pinned to a full commit SHA`);
+    } else if (!/^#\s*v\d+(\.\d+)*\s*$/.test(match[2] ?? '')) {
+      errors.push(`${name}:${index + 1}: ${uses} has no version comment (# vX.Y.Z)`);
+    }
+  }
+  for (const [jobId, job] of Object.entries(doc?.jobs ?? {})) {
+    const writes = grantsWrite(job?.permissions ?? doc?.permissions);
+    for (const [index, step] of (job?.steps ?? []).entries()) {
+      const where = `${name}: job ${jobId}, step ${step.name ? `'${step.name}'` : `#${index + 1}`}`;
+      if (step.run?.includes('${{')) {
+        errors.push(`${where}: \${{ }} inside run: (pass the value through env:)`);
+      }
+      const uses = step.uses ?? '';
+      if (uses.startsWith('actions/checkout@') && step.with?.['persist-credentials'] !== false) {
+        errors.push(`${where}: checkout keeps the token (set persist-credentials: false)`);
+      }
+      const caches =
+        /^actions\/cache[@/]/.test(uses) ||
+        (/^actions\/setup-[\w-]+@/.test(uses) && Boolean(step.with?.cache));
+      if (writes && caches) {
+        errors.push(`${where}: restores a cache in a job whose token can write`);
+      }
+    }
+  }
+  return errors;
+}
+
 /** The workflow files of this repository: [file name, content]. */
 export function workflowFiles(): [string, string][] {
   return readdirSync(WORKFLOWS_DIR)
@@ -192,6 +264,7 @@ export async function lintAll(): Promise<string[]> {
   for (const [file, content] of workflowFiles()) {
     problems.push(...(await workflowErrors(file, content)));
     problems.push(...usageErrors(file, parseYaml(content), action, pipeline));
+    problems.push(...securityErrors(file, content));
   }
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   for (const block of yamlBlocks(readme)) {
