@@ -165,7 +165,8 @@ describe('README reference tables', () => {
     for (const name of exported) assert.ok(environment.includes(`\`${name}\``), name);
 
     const cli = read('src/cli/main.ts');
-    const variables = [...cli.matchAll(/env: '(CDSE_[A-Z_]+)'/g)].map((m) => m[1]);
+    // The CLI's option table: `name: 'CDSE_VARIABLE',` per line.
+    const variables = [...cli.matchAll(/^ {2}'?[a-z-]+'?: '(CDSE_[A-Z_]+)',$/gm)].map((m) => m[1]);
     assert.ok(variables.length >= 9);
     const command = normalizeTables(section(readme, 'The `cdse-auth` command'));
     for (const name of variables) assert.ok(command.includes(`|\`${name}\`|`), name);
@@ -249,7 +250,9 @@ describe('README troubleshooting', () => {
     'expected the 6-digit code',
     'log in again to get a new one.',
     'the one-time TOTP code cannot log in again; use a TOTP secret for unattended logins.',
-    'cannot be renewed without the client secret',
+    'no credentials were given to log in again',
+    'Set CDSE_CLIENT_SECRET (with CDSE_CLIENT_ID) to renew it',
+    'or log in with scope: offline_access',
     'The token endpoint answered HTTP',
     'instead of a token response; a proxy or a wrong token URL?',
     'Could not reach',

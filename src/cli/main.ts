@@ -161,12 +161,12 @@ async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void)
   });
   const stored = await store.load();
   loaded(stored);
-  if (verb === 'status') return status(deps, store, stored);
-
   const options = managerOptions(get, { ...sessionOf(stored), ...store.settings }, deps);
   const credentials = credentialsOf(get, options.clientId);
   const grant = grantOf(get);
   switch (verb) {
+    case 'status':
+      return status(deps, store, stored);
     case 'login':
       return login(deps, store, stored, await prompted(deps, credentials), options, grant);
     case 'token':
