@@ -239,3 +239,33 @@ describe(`${PIPELINE_FILE} in a public repository`, () => {
     assert.match(header, /cache-secret/);
   });
 });
+
+describe('the pipeline hands credentials to the run step only with pass-credentials', () => {
+  const pipeline = doc(PIPELINE_FILE);
+  const runStep = (pipeline.jobs.run?.steps ?? []).find((s) => s.name === 'Run the pipeline');
+  const secrets = {
+    username: 'u@example.com',
+    password: 'pw',
+    'totp-secret': 'JBSWY3DPEHPK3PXP',
+    'client-secret': 'cs',
+  };
+  const env = (pass: boolean) =>
+    Object.fromEntries(
+      Object.entries(runStep?.env ?? {}).map(([k, v]) => [
+        k,
+        evaluate(String(v), { inputs: { 'pass-credentials': pass }, secrets, matrix: {} }),
+      ]),
+    );
+
+  it('passes none by default, each one when asked', () => {
+    assert.ok(runStep, 'the run step');
+    const variables = ['CDSE_USERNAME', 'CDSE_PASSWORD', 'CDSE_TOTP_SECRET', 'CDSE_CLIENT_SECRET'];
+    const off = env(false);
+    const on = env(true);
+    for (const name of variables) {
+      assert.equal(off[name]?.coerceString(), '', `${name} is empty without pass-credentials`);
+      assert.notEqual(on[name]?.coerceString(), '', `${name} is passed with pass-credentials`);
+    }
+    assert.equal(on.CDSE_PASSWORD?.coerceString(), 'pw');
+  });
+});

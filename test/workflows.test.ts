@@ -29,6 +29,8 @@ const CONTRACT_INPUTS = [
   'token-url',
   'client-id',
   'working-directory',
+  // Not in the contract: the opt-in of the concurrency issue for steps that outlive the session.
+  'pass-credentials',
 ];
 const CONTRACT_SECRETS = [
   'username',
