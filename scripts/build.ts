@@ -27,7 +27,10 @@ function run(command: string, args: string[]) {
 rmSync(join(root, 'lib'), { recursive: true, force: true });
 run(bin('tsc'), ['-p', 'tsconfig.build.json']);
 
+// shared holds all the code; the three others are small entries that load it at run time (see
+// src/shared-path.ts), so dist/ carries every module, chunk and licence once.
 const entries = {
+  shared: 'lib/shared-bundle.js',
   main: 'lib/action/main-entry.js',
   post: 'lib/action/post-entry.js',
   cli: 'lib/cli/bin.js',

@@ -1,19 +1,31 @@
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as core from '@actions/core';
 import { TokenSet, TokenStore } from '../auth/index.ts';
+import { extractSealedMember, MAX_ARCHIVE_BYTES, type Tampered } from './archive.ts';
+import {
+  type CacheService,
+  CacheServiceError,
+  cacheService,
+  cacheVersion,
+  compressionOrder,
+  createDispatcher,
+  downloadArchive,
+  findEntry,
+} from './cache-service.ts';
 import { open, seal } from './seal.ts';
 
 type ActionsCache = typeof import('@actions/cache');
 
-// The entry lives here only while tar reads or writes it; it holds ciphertext only.
+// The entry lives here only while tar reads it for a save; it holds ciphertext only.
 const ENTRY_DIR = '.cdse-auth-cache';
 const ENTRY_FILE = 'token.sealed';
-const ENTRY_PATH = `${ENTRY_DIR}/${ENTRY_FILE}`;
+/** The path saved (hashed into the cache version) and the member name tar stores. */
+export const ENTRY_PATH = `${ENTRY_DIR}/${ENTRY_FILE}`;
+/** Shorter values are not masked: the runner would hide every occurrence of them in the log. */
+const MIN_MASKED_LENGTH = 8;
 
 export interface ActionsCacheTokenStoreOptions {
-  /** The loaded `@actions/cache` module (loaded lazily: it costs ~260 ms of start-up). */
-  cache: ActionsCache;
   /** Key prefix; every save appends a fresh suffix because cache keys are immutable. */
   prefix: string;
   key: Buffer;
@@ -29,41 +41,56 @@ export interface ActionsCacheTokenStoreOptions {
   read: boolean;
   write: boolean;
   warn: (message: string) => void;
+  /** Where entries are looked up. Default: the service the environment names. */
+  service?: CacheService;
+  /**
+   * Loads `@actions/cache`, which only saving uses (~260 ms to import). Default: a dynamic
+   * import, so a job that only restores never loads it, nor tar, nor the Azure SDK.
+   */
+  loadCache?: () => Promise<ActionsCache>;
 }
 
 /**
  * A token store in the workflow's Actions cache, so every job of a workflow reuses one login.
  * Entries are sealed with AES-256-GCM; an entry that does not open is ignored with a warning.
+ * Restoring reads the archive in memory (see archive.ts): anyone who can write the cache can
+ * plant an entry under our prefix, so nothing of it touches the disk before it opens.
  * `clear()` saves a tombstone, the newest entry, since entries cannot be deleted.
  */
 export class ActionsCacheTokenStore extends TokenStore {
   readonly #o: ActionsCacheTokenStoreOptions;
   readonly #dir: string;
   readonly #file: string;
+  #matchedKey: string | undefined;
 
   constructor(options: ActionsCacheTokenStoreOptions) {
     super();
     this.#o = options;
     this.#dir = join(options.workspace, ENTRY_DIR);
     this.#file = join(this.#dir, ENTRY_FILE);
+    // The default prefix is the target a planted entry needs: the library prints keys, so the
+    // runner must mask it before any save or restore.
+    mask(options.prefix);
   }
 
+  /** The key of the entry the last `load()` opened, if it opened one. */
+  get matchedKey(): string | undefined {
+    return this.#matchedKey;
+  }
+
+  /** The newest entry under the prefix, looked up afresh on every call. */
   async load(): Promise<TokenSet | undefined> {
+    this.#matchedKey = undefined;
     if (!this.#o.read) return undefined;
-    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    let sealed: Buffer;
-    try {
-      const hit = await this.#bounded('restore', () =>
-        this.#o.cache.restoreCache([ENTRY_PATH], this.#o.prefix, [this.#o.prefix]),
+    const found = await this.#fetch();
+    if (!found) return undefined;
+    if ('tampered' in found) {
+      this.#o.warn(
+        `Ignoring the cached CDSE login: the cache entry is not one cdse-auth wrote (${found.tampered}). Logging in instead.`,
       );
-      if (!hit) return undefined;
-      sealed = await readFile(this.#file);
-    } catch {
       return undefined;
-    } finally {
-      await rm(this.#dir, { recursive: true, force: true });
     }
-    const plain = open(sealed, this.#o.key, this.#o.identity);
+    const plain = open(found.sealed, this.#o.key, this.#o.identity);
     let entry: { tokenSet?: unknown } | undefined;
     try {
       entry = plain && JSON.parse(plain.toString('utf8'));
@@ -76,7 +103,42 @@ export class ActionsCacheTokenStore extends TokenStore {
       );
       return undefined;
     }
+    this.#matchedKey = found.key;
     return entry.tokenSet === null ? undefined : TokenSet.from(entry.tokenSet);
+  }
+
+  /** Looks the prefix up and reads the sealed member; the whole of it bounded by timeoutMs. */
+  async #fetch(): Promise<{ key: string; sealed: Buffer } | Tampered | undefined> {
+    const service = this.#o.service ?? cacheService();
+    if (!service) return undefined;
+    const dispatcher = createDispatcher();
+    const context = { dispatcher, signal: AbortSignal.timeout(this.#o.timeoutMs) };
+    const { prefix } = this.#o;
+    try {
+      for (const method of compressionOrder()) {
+        const version = cacheVersion([ENTRY_PATH], method);
+        // As restoreCache(paths, prefix, [prefix]) asked: newest entry under the prefix.
+        const entry = await findEntry(service, prefix, [prefix], version, context);
+        if (!entry) continue;
+        // Only a key under our prefix: a string from the service must not hide others in the log.
+        if (entry.key.startsWith(prefix)) mask(entry.key);
+        const archive = await downloadArchive(entry.archiveUrl, MAX_ARCHIVE_BYTES, context);
+        if (!archive) return { tampered: 'the archive is too large' };
+        const member = extractSealedMember(archive, ENTRY_PATH);
+        return Buffer.isBuffer(member) ? { key: entry.key, sealed: member } : member;
+      }
+      core.debug('No cached CDSE login in the Actions cache.');
+      return undefined;
+    } catch (error) {
+      this.#o.warn(
+        context.signal.aborted
+          ? `The Actions cache did not answer the restore within ${this.#o.timeoutMs / 1000} s; going on without it.`
+          : `The Actions cache restore failed (${describe(error)}); going on without it.`,
+      );
+      return undefined;
+    } finally {
+      dispatcher.destroy().catch(() => {});
+    }
   }
 
   async save(tokenSet: TokenSet): Promise<void> {
@@ -93,15 +155,19 @@ export class ActionsCacheTokenStore extends TokenStore {
     const sealed = seal(Buffer.from(JSON.stringify(entry)), this.#o.key, this.#o.identity);
     try {
       await writeFile(this.#file, sealed, { mode: 0o600 });
-      await this.#bounded('save', () =>
-        this.#o.cache.saveCache([ENTRY_PATH], freshKey(this.#o.prefix)),
-      );
+      const key = freshKey(this.#o.prefix);
+      mask(key); // the library logs the key when the service refuses the save
+      await this.#bounded('save', async () => {
+        const cache = await (this.#o.loadCache ?? (() => import('@actions/cache')))();
+        return cache.saveCache([ENTRY_PATH], key);
+      });
     } finally {
       await rm(this.#dir, { recursive: true, force: true });
     }
   }
 
   // The library retries a failing service for up to ~30 s per call; a job must not wait for that.
+  // Only saving uses the library now; restoring bounds its own requests.
   async #bounded<T>(what: string, operation: () => Promise<T>): Promise<T | undefined> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
@@ -137,4 +203,16 @@ function freshKey(prefix: string): string {
   const job = (env.GITHUB_JOB ?? 'job').replace(/[^\w.-]/g, '_').slice(0, 100);
   const random = Math.random().toString(36).slice(2, 8);
   return `${prefix}${env.GITHUB_RUN_ID ?? 0}-${env.GITHUB_RUN_ATTEMPT ?? 1}-${job}-${Date.now()}-${random}`;
+}
+
+function mask(value: string): void {
+  if (value.length >= MIN_MASKED_LENGTH) core.setSecret(value);
+}
+
+/** A restore failure for the log: our own messages, else only an error code (no URL or key). */
+function describe(error: unknown): string {
+  if (error instanceof CacheServiceError) return error.message;
+  const code =
+    (error as { code?: unknown })?.code ?? (error as { cause?: { code?: unknown } })?.cause?.code;
+  return typeof code === 'string' ? code : 'a network error';
 }

@@ -1,4 +1,5 @@
-import { run } from './main.ts';
+import { SHARED_BUNDLE, type SharedBundle } from '../shared-path.ts';
 
+const shared: Promise<SharedBundle> = import(/* webpackIgnore: true */ SHARED_BUNDLE);
 // A cache request abandoned after its time limit must not hold the job open.
-run().finally(() => process.exit());
+shared.then(({ runMain }) => runMain()).finally(() => process.exit());

@@ -41,7 +41,8 @@ function configuration(): { inputs: Inputs; provider: AuthProvider } {
     // Every secret input empty: the secrets were most likely never handed to this job.
     const hint = isForkPullRequest()
       ? 'Pull requests from forks receive no secrets, so this step cannot log in there.'
-      : 'Every secret input is empty: a `${{ secrets.NAME }}` that does not exist, or is not passed to this job (Dependabot runs, reusable workflows called without `secrets:`), is empty.';
+      : // biome-ignore lint/suspicious/noTemplateCurlyInString: the workflow expression, quoted
+        'Every secret input is empty: a `${{ secrets.NAME }}` that does not exist, or is not passed to this job (Dependabot runs, reusable workflows called without `secrets:`), is empty.';
     throw new ConfigurationError(error.message, { hint });
   }
 }

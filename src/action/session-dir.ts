@@ -1,6 +1,7 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** The job's private folder: the credentials file and the `cdse-auth` launcher live here. */
 export interface SessionDir {
@@ -33,13 +34,23 @@ export async function removeSessionDir(dir: string): Promise<void> {
 async function writeLaunchers(binDir: string): Promise<void> {
   await mkdir(binDir, { mode: 0o700 });
   const node = process.execPath;
-  // dist/main/index.js -> dist/cli/index.js. Not `new URL(.., import.meta.url)`: ncc would
-  // treat that as an asset to copy.
-  const cli = resolve(dirname(process.argv[1] ?? '.'), '..', 'cli', 'index.js');
+  const cli = bundledCli();
   const sh = join(binDir, 'cdse-auth');
   await writeFile(sh, `#!/bin/sh\nexec ${shQuote(node)} ${shQuote(cli)} "$@"\n`, { mode: 0o700 });
   await chmod(sh, 0o700);
   await writeFile(join(binDir, 'cdse-auth.cmd'), `@"${node}" "${cli}" %*\r\n`, { mode: 0o600 });
+}
+
+/**
+ * The CLI bundle, found from this module's own location (not the process's script, which is
+ * another program under local-action): dist/shared/ in the bundle, src/action/ or lib/action/
+ * when the sources run directly. Not `new URL(.., import.meta.url)`: ncc would copy an asset.
+ */
+function bundledCli(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return basename(here) === 'shared'
+    ? resolve(here, '..', 'cli', 'index.js')
+    : resolve(here, '..', '..', 'dist', 'cli', 'index.js');
 }
 
 const shQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as core from '@actions/core';
 import type { AuthProvider, TokenSet } from '../auth/index.ts';
+import { cacheService } from './cache-service.ts';
 import { isPublicRepository, untrustedTrigger } from './context.ts';
 import type { Inputs } from './inputs.ts';
 import { deriveKey, identityOf, keyedDigest } from './seal.ts';
@@ -54,7 +55,7 @@ function accountOf(inputs: Inputs, provider: AuthProvider): string {
 
 /**
  * Decides whether this job may use the cache (trusted trigger, cache mode, public repository
- * only with a cache-secret) and opens it. `@actions/cache` is imported only here, and only then.
+ * only with a cache-secret) and opens it. `@actions/cache` is imported only by a save.
  */
 export async function openWorkflowCache(
   inputs: Inputs,
@@ -83,12 +84,9 @@ export async function openWorkflowCache(
   const fallbackSecret = credentialSecret(inputs);
   if (!cacheSecret && !fallbackSecret) return unused('off');
 
-  // The same test as the library's isFeatureAvailable(), without paying ~260 ms to import it.
-  if (!process.env.ACTIONS_RESULTS_URL && !process.env.ACTIONS_CACHE_URL) {
-    return unused('not available on this runner');
-  }
-  const cache = await import('@actions/cache');
-  if (!cache.isFeatureAvailable()) return unused('not available on this runner');
+  // The library's isFeatureAvailable(), without importing it: only a save loads it.
+  const service = cacheService();
+  if (!service) return unused('not available on this runner');
 
   const identity = identityOf(inputs['token-url'], provider.clientId, accountOf(inputs, provider));
   const key = await deriveKey(
@@ -98,7 +96,7 @@ export async function openWorkflowCache(
   const prefix = inputs['cache-key'] ?? `cdse-auth-${keyedDigest(key, identity)}-`;
   const { ActionsCacheTokenStore } = await import('./cache-store.ts');
   const store = new ActionsCacheTokenStore({
-    cache,
+    service,
     prefix,
     key,
     identity,

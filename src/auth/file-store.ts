@@ -86,7 +86,6 @@ export class FileTokenStore extends TokenStore {
     await this.#write({ version: 1, tokenSet, ...(this.meta && { meta: this.meta }) });
   }
 
-
   /** Deletes the file; `meta` stays in memory and comes back with the next save. */
   async clear(): Promise<void> {
     await rm(this.path, { force: true });

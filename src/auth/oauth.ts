@@ -96,6 +96,10 @@ export function endpointError(response: FormResponse, redact: Redact): TokenEndp
 
 function contentTypeNote(response: FormResponse): string {
   // A server-chosen header: keep only what a media type can hold.
-  const type = response.contentType.split(';')[0]?.trim().replace(/[^\w.+/-]/g, '').slice(0, 64);
+  const type = response.contentType
+    .split(';')[0]
+    ?.trim()
+    .replace(/[^\w.+/-]/g, '')
+    .slice(0, 64);
   return type ? ` (${type})` : '';
 }

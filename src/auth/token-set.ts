@@ -1,22 +1,23 @@
 import { inspect } from 'node:util';
 // zod/mini: the same schemas at a fraction of the bundle size (the action's main step loads them).
 import * as z from 'zod/mini';
+import {
+  authorizationHeader,
+  MAX_TOKEN_LENGTH,
+  TOKEN_PATTERN,
+  TOKEN_TYPE_PATTERN,
+} from './token-format.ts';
+
+export { MAX_TOKEN_LENGTH };
 
 export const GrantType = z.enum(['password', 'refresh_token', 'client_credentials']);
 export type GrantType = z.infer<typeof GrantType>;
 
-/**
- * Tokens travel in HTTP headers, environment variables and runner commands. Whatever a server or
- * a file says, a token is visible ASCII with no whitespace (RFC 6750 b64token is narrower still),
- * so it can neither end a log line nor start a workflow command; and it is bounded, because an
- * exported variable of 128 kB or more makes every later process of the job fail to start (E2BIG).
- */
-export const MAX_TOKEN_LENGTH = 16 * 1024;
+/** A token as it may be stored or used: see token-format.ts. */
 export const TokenString = z
   .string()
-  .check(z.minLength(1), z.maxLength(MAX_TOKEN_LENGTH), z.regex(/^[\x21-\x7e]+$/));
-/** `Bearer`, or another auth scheme name (RFC 9110 token characters). */
-export const TokenType = z.string().check(z.regex(/^[A-Za-z0-9!#$&'*+.^_`|~-]{1,64}$/));
+  .check(z.minLength(1), z.maxLength(MAX_TOKEN_LENGTH), z.regex(TOKEN_PATTERN));
+export const TokenType = z.string().check(z.regex(TOKEN_TYPE_PATTERN));
 /** Non-secret text that is shown to people: printable ASCII on one line. */
 export const PrintableText = (max: number) =>
   z.string().check(z.maxLength(max), z.regex(/^[\x20-\x7e]*$/));
@@ -62,9 +63,7 @@ export class TokenSet {
   }
 
   get authorizationHeader(): string {
-    // Servers disagree on the case of "bearer"; RFC 6750 clients send "Bearer".
-    const type = this.tokenType.toLowerCase() === 'bearer' ? 'Bearer' : this.tokenType;
-    return `${type} ${this.accessToken}`;
+    return authorizationHeader(this.tokenType, this.accessToken);
   }
 
   /** Whether the access token is usable for at least `skew` more seconds. */

@@ -1,12 +1,25 @@
 #!/usr/bin/env node
-import { run } from './main.ts';
+import { SHARED_BUNDLE, type SharedBundle } from '../shared-path.ts';
+import { storedAnswer } from './fast-path.ts';
 
-run({
-  argv: process.argv.slice(2),
-  env: process.env,
-  stdout: (line) => process.stdout.write(`${line}\n`),
-  stderr: (line) => process.stderr.write(`${line}\n`),
-  interactive: !!(process.stdin.isTTY && process.stderr.isTTY),
-}).then((code) => {
-  process.exitCode = code;
-});
+const argv = process.argv.slice(2);
+const answer = storedAnswer(argv, process.env);
+if (answer !== undefined) {
+  process.stdout.write(`${answer}\n`);
+} else {
+  // Everything for a renewal or a login is loaded only when it is due.
+  const shared: Promise<SharedBundle> = import(/* webpackIgnore: true */ SHARED_BUNDLE);
+  shared
+    .then(({ runCli }) =>
+      runCli({
+        argv,
+        env: process.env,
+        stdout: (line) => process.stdout.write(`${line}\n`),
+        stderr: (line) => process.stderr.write(`${line}\n`),
+        interactive: !!(process.stdin.isTTY && process.stderr.isTTY),
+      }),
+    )
+    .then((code) => {
+      process.exitCode = code;
+    });
+}

@@ -132,7 +132,9 @@ export async function run(deps: CliDeps): Promise<number> {
       return 2;
     }
     if (error instanceof CdseAuthError) {
-      deps.stderr(`cdse-auth: ${said([error.message, hintFor(error, deps.env, stored)].join(' '))}`);
+      deps.stderr(
+        `cdse-auth: ${said([error.message, hintFor(error, deps.env, stored)].join(' '))}`,
+      );
       return 1;
     }
     deps.stderr(`cdse-auth: unexpected error: ${said(String((error as Error)?.message ?? error))}`);
@@ -316,7 +318,9 @@ function grantOf(get: Get) {
   const setting = get('grant');
   const value = setting?.value ?? 'auto';
   if (!(GRANT_NAMES as readonly string[]).includes(value)) {
-    throw new UsageError(`${setting?.source}: expected ${GRANT_NAMES.join(', ')} (got '${value}').`);
+    throw new UsageError(
+      `${setting?.source}: expected ${GRANT_NAMES.join(', ')} (got '${value}').`,
+    );
   }
   return grantChoice(value as GrantName);
 }

@@ -32,7 +32,13 @@ export const hasCredentials = (c: Credentials): boolean =>
   !!(c.username || c.password || c.clientSecret || c.refreshToken);
 
 /** Secret credential fields: masked first, never echoed, never in a key or a message. */
-export const SECRET_FIELDS = ['password', 'totp', 'totpSecret', 'refreshToken', 'clientSecret'] as const;
+export const SECRET_FIELDS = [
+  'password',
+  'totp',
+  'totpSecret',
+  'refreshToken',
+  'clientSecret',
+] as const;
 
 const FAMILY: Record<GrantType, CredentialField[]> = {
   password: ['username', 'password', 'totp', 'totpSecret'],
