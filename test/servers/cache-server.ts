@@ -10,7 +10,11 @@ export type CacheFault =
   | { kind: 'garbage' }
   | { kind: 'slow'; ms: number }
   | { kind: 'reset' }
-  | { kind: 'blob-status'; status: number };
+  | { kind: 'blob-status'; status: number }
+  // Hostile storage: the archive download answers this many bytes (a planted oversized entry).
+  | { kind: 'blob-huge'; bytes: number }
+  // Every reservation is refused as "already exists": the library then logs the key it tried.
+  | { kind: 'reserve-conflict' };
 
 export interface CacheEntry {
   key: string;
@@ -25,6 +29,8 @@ export interface CacheRequest {
   path: string;
   api: string;
   status: number;
+  /** Whether the request carried an Authorization header (a blob download must not). */
+  authorized: boolean;
 }
 
 interface Pending {
@@ -179,6 +185,17 @@ export class CacheServer {
     };
   }
 
+  /**
+   * Stores `data` as an entry under `key`, as anyone with cache write access could: the newest
+   * entry unless `createdAt` says otherwise. `version` must be what the library computes for the
+   * restoring job (take it from an entry the library saved).
+   */
+  plant(key: string, data: Buffer, version: string, createdAt = Date.now() + 1): CacheEntry {
+    const entry: CacheEntry = { key, version, data, createdAt, scope: SCOPE };
+    this.entries.push(entry);
+    return entry;
+  }
+
   setFault(fault: CacheFault | undefined): void {
     this.#fault = fault;
   }
@@ -212,7 +229,13 @@ export class CacheServer {
     const method = req.method ?? 'GET';
     const url = new URL(req.url ?? '/', this.origin);
     const api = classify(method, url.pathname, url.searchParams);
-    const log: CacheRequest = { method, path: url.pathname, api, status: 0 };
+    const log: CacheRequest = {
+      method,
+      path: url.pathname,
+      api,
+      status: 0,
+      authorized: req.headers.authorization !== undefined,
+    };
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
@@ -231,6 +254,17 @@ export class CacheServer {
       reply = jsonError(fault.status, `injected fault: ${fault.status}`);
     } else if (!blob && fault?.kind === 'garbage') {
       reply = { status: 200, headers: { 'content-type': 'text/html' }, body: '<html>oops</html>' };
+    } else if (
+      fault?.kind === 'reserve-conflict' &&
+      (api === 'CreateCacheEntry' || api === 'v1:reserve')
+    ) {
+      reply = jsonError(409, 'cache entry with the same key, version, and scope already exists');
+    } else if (api === 'blob:get' && fault?.kind === 'blob-huge') {
+      reply = {
+        status: 200,
+        headers: { 'content-type': 'application/octet-stream' },
+        body: Buffer.alloc(fault.bytes, 0x41),
+      };
     } else if (blob && fault?.kind === 'blob-status') {
       reply =
         api === 'v1:upload'
