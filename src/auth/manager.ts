@@ -152,10 +152,11 @@ export class TokenManager {
     return this.store.exclusive(async () => {
       const stored = this.#ours(await this.store.load());
       try {
-        if (!stored?.refreshToken || !this.logoutUrl) return false;
+        // A refresh token the stored expiry calls dead has no session left to end.
+        if (!stored?.refreshValid(0, this.#now()) || !this.logoutUrl) return false;
         const form: Record<string, string> = {
           client_id: this.clientId,
-          refresh_token: stored.refreshToken,
+          refresh_token: stored.refreshToken as string,
         };
         if (this.#clientSecret) form.client_secret = this.#clientSecret;
         this.#reveal(form);

@@ -93,10 +93,17 @@ const FIELD_OPTION: Record<keyof Credentials | 'grant', OptionName> = {
 /** Bad usage: exit code 2. */
 class UsageError extends Error {}
 
+/**
+ * No saved session and no credentials. In a job that means the session the action started has
+ * ended (and a renewal removed it): the same advice as for a session that ends in this step.
+ */
 class NotLoggedIn extends CdseAuthError {
-  constructor() {
+  constructor(inWorkflow: boolean) {
     super(
-      'Not logged in: run `cdse-auth login`, or set credentials (CDSE_USERNAME and CDSE_PASSWORD, CDSE_CLIENT_ID and CDSE_CLIENT_SECRET, or CDSE_REFRESH_TOKEN).',
+      inWorkflow
+        ? 'Not logged in: the CDSE session of this job has ended.'
+        : 'Not logged in: run `cdse-auth login`, or set credentials (CDSE_USERNAME and CDSE_PASSWORD, CDSE_CLIENT_ID and CDSE_CLIENT_SECRET, or CDSE_REFRESH_TOKEN).',
+      { ...(inWorkflow && { hint: 'log in again' }) },
     );
   }
 }
@@ -173,7 +180,9 @@ async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void)
       return login(deps, store, stored, await prompted(deps, credentials), options, grant);
     case 'token':
     case 'header': {
-      if (!stored && !hasCredentials(credentials)) throw new NotLoggedIn();
+      if (!stored && !hasCredentials(credentials)) {
+        throw new NotLoggedIn(deps.env.GITHUB_ACTIONS === 'true');
+      }
       const manager = hasCredentials(credentials)
         ? new TokenManager(provider(credentials, grant), { ...options, store })
         : TokenManager.storedSession({
@@ -433,7 +442,9 @@ function maskerFor(deps: CliDeps): ((value: string) => void) | undefined {
 
 /** What to do about an error, in this front end's words. */
 function hintFor(error: CdseAuthError, env: NodeJS.ProcessEnv, stored?: TokenSet): string {
-  if (error.name !== 'SessionExpiredError' || !error.hint) return '';
+  if (!(error instanceof NotLoggedIn || error.name === 'SessionExpiredError') || !error.hint) {
+    return '';
+  }
   // A client-credentials session has no refresh token: only the client secret renews it.
   if (stored && !stored.refreshToken) {
     return 'Set CDSE_CLIENT_SECRET (with CDSE_CLIENT_ID) to renew it, or run `cdse-auth login`.';
