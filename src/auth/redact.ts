@@ -16,7 +16,15 @@ export function secretForms(secret: string): string[] {
     /[\u0080-\uffff]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
-  const encoded = [encodeURIComponent(secret), encodeURI(secret), form];
+  // A lone surrogate has no percent-encoding (URIError); its other forms still count.
+  const encoded = [encodeURIComponent, encodeURI].flatMap((encode) => {
+    try {
+      return [encode(secret)];
+    } catch {
+      return [];
+    }
+  });
+  encoded.push(form);
   const forms = new Set([secret, json, asciiJson, ...encoded, ...encoded.map(lowerHex)]);
   // Longest first, so a form that contains another is replaced whole.
   return [...forms].sort((a, b) => b.length - a.length);
@@ -30,9 +38,18 @@ const MIN_SECRET_LENGTH = 4;
 export function redactor(secrets: () => Iterable<string | undefined>): Redact {
   return (text) => {
     let out = text;
-    for (const secret of secrets()) {
-      if (!secret || secret.length < MIN_SECRET_LENGTH) continue;
-      for (const form of secretForms(secret)) out = out.split(form).join('***');
+    const forms = [...secrets()]
+      .filter((secret): secret is string => !!secret && secret.length >= MIN_SECRET_LENGTH)
+      .flatMap(secretForms);
+    // Until nothing is left: the `***` put in can complete a secret that itself holds `*`s. It
+    // ends, since every form is longer than what replaces it.
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const form of forms) {
+        if (!out.includes(form)) continue;
+        out = out.split(form).join('***');
+        changed = true;
+      }
     }
     return out;
   };

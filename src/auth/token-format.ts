@@ -7,10 +7,11 @@
  */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
 /**
- * Visible ASCII, no whitespace (RFC 6750's b64token is narrower still): a token can neither end
- * a log line nor start a workflow command.
+ * RFC 6750's b64token (what JWTs and opaque tokens are made of): no whitespace, no `:` and no
+ * `#`, so a token can neither end a log line nor be read by the runner as a command, whether
+ * `::name::` at a line start or the legacy `##[name]` anywhere in one.
  */
-export const TOKEN_PATTERN = /^[\x21-\x7e]+$/;
+export const TOKEN_PATTERN = /^[A-Za-z0-9\-._~+/]+=*$/;
 /** `Bearer`, or another auth scheme name (RFC 9110 token characters). */
 export const TOKEN_TYPE_PATTERN = /^[A-Za-z0-9!#$&'*+.^_`|~-]{1,64}$/;
 

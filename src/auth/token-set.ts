@@ -18,9 +18,12 @@ export const TokenString = z
   .string()
   .check(z.minLength(1), z.maxLength(MAX_TOKEN_LENGTH), z.regex(TOKEN_PATTERN));
 export const TokenType = z.string().check(z.regex(TOKEN_TYPE_PATTERN));
-/** Non-secret text that is shown to people: printable ASCII on one line. */
+/**
+ * Non-secret text that is shown to people (`cdse-auth status`): printable ASCII on one line, and
+ * never the legacy `##[name]` command form, which the runner honours anywhere in a line.
+ */
 export const PrintableText = (max: number) =>
-  z.string().check(z.maxLength(max), z.regex(/^[\x20-\x7e]*$/));
+  z.string().check(z.maxLength(max), z.regex(/^(?:(?!##\[)[\x20-\x7e])*$/));
 /** Keycloak's `session_state` (a UUID): a session id that names the login without revealing it. */
 export const SessionId = z.string().check(z.regex(/^[A-Za-z0-9._:-]{1,128}$/));
 
