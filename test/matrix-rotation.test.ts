@@ -12,7 +12,8 @@ import { IdentityServer } from './servers/identity-server.ts';
 
 const PASSWORD = 'rotation-test-password-Z3';
 const CACHE_SECRET = 'cm90YXRpb24tdGVzdC1jYWNoZS1zZWNyZXQtMzItYnl0ZXM=';
-// Access tokens live 31 s: with the default 30 s skew they are due for renewal after 1 s.
+// The login's access token lives 31 s: with the default 30 s skew it is due for renewal after
+// 1 s. The renewed one lives 10 minutes, so the jobs that take it from the cache can use it.
 const ACCESS_LIFETIME = 31;
 
 let identity: IdentityServer;
@@ -71,11 +72,15 @@ describe('matrix jobs on a cached login with refresh-token rotation', () => {
       test(`${what}, ${size} jobs after access expiry: all succeed, no second login`, async () => {
         const inputs = await credentials();
         const runId = String(7_000_000 + Math.floor(Math.random() * 1_000_000));
+        cache.clear(); // each workflow starts from an empty cache
+        identity.setAccessLifetime(ACCESS_LIFETIME);
         const login = await (await job('login', runId, inputs)).runMain();
         assert.equal(login.code, 0, login.stdout);
+        assert.notEqual(login.outputs.grant, 'cache');
         const baseline = { ...identity.counts };
         const sessions = identity.activeSessions();
         await sleep(1_100); // the cached access token is now due for renewal
+        identity.setAccessLifetime(600);
 
         const matrix = await Promise.all(
           Array.from({ length: size }, async (_, i) => {

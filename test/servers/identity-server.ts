@@ -399,7 +399,7 @@ export class IdentityServer {
 
   readonly #server: Server;
   readonly #now: () => number;
-  readonly #accessLifetime: number;
+  #accessLifetime: number;
   readonly #refreshLifetime: number;
   readonly #rotate: boolean;
   readonly #maxReuse: number;
@@ -460,6 +460,11 @@ export class IdentityServer {
     // A client error (e.g. a malformed request) must not crash the test process or print.
     server.on('clientError', (_err, socket) => socket.destroy());
     return identity;
+  }
+
+  /** Access tokens issued from now on live this long (s): a test can expire one set, not the next. */
+  setAccessLifetime(seconds: number): void {
+    this.#accessLifetime = seconds;
   }
 
   inject(...faults: Fault[]): void {
