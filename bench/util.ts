@@ -43,15 +43,23 @@ export const ratio = (a: number, b: number): number => (b > 0 ? a / b : Number.N
 
 export const kB = (bytes: number): string => `${(bytes / 1000).toFixed(1)} kB`;
 
+/** Column alignment: left or right; by default the first column left, the others right. */
+export type Align = 'l' | 'r';
+const alignOf = (align: Align[] | undefined, i: number): Align =>
+  align?.[i] ?? (i === 0 ? 'l' : 'r');
+
 /** A plain-text table: the first row is the header. */
-export function table(rows: string[][]): string {
+export function table(rows: string[][], align?: Align[]): string {
   const widths: number[] = [];
   for (const row of rows)
     for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);
   const line = (row: string[]) =>
     row
-      .map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
-      .join('  ');
+      .map((cell, i) =>
+        alignOf(align, i) === 'l' ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0),
+      )
+      .join('  ')
+      .trimEnd();
   const [head, ...body] = rows;
   const out = [line(head ?? []), widths.map((w) => '─'.repeat(w)).join('  ')];
   for (const row of body) out.push(line(row));
@@ -84,4 +92,35 @@ export async function pool<T, R>(
     Array.from({ length: Math.min(limit, items.length) }, (_, slot) => worker(slot)),
   );
   return results;
+}
+
+/** A table as a bench prints it and as the README block renders it. */
+export interface Report {
+  title: string;
+  /** First row: the header. */
+  rows: string[][];
+  notes: string[];
+  align?: Align[];
+}
+
+/** Prints a report's table and notes. */
+export function printReport(report: Report): void {
+  say(report.title);
+  say(table(report.rows, report.align));
+  for (const note of report.notes) say(`  ${note}`);
+}
+
+/** The same table in Markdown (first column left-aligned, the others right-aligned). */
+export function markdown(report: Report): string {
+  const cell = (text: string) => text.replace(/\|/g, '\\|');
+  const [head, ...body] = report.rows;
+  const out = [
+    `**${report.title}**`,
+    '',
+    `| ${(head ?? []).map(cell).join(' | ')} |`,
+    `|${(head ?? []).map((_, i) => (alignOf(report.align, i) === 'l' ? ' :--- ' : ' ---: ')).join('|')}|`,
+    ...body.map((row) => `| ${row.map(cell).join(' | ')} |`),
+  ];
+  if (report.notes.length) out.push('', ...report.notes.map((n) => `- ${n}`));
+  return out.join('\n');
 }

@@ -230,37 +230,9 @@ for (const protocol of ['v2', 'v1'] as const) {
     }
 
     if (protocol === 'v2') {
-      test('v2: a persistent 503 is retried ~30 s, then save -1 / restore undefined', async (t) => {
-        assert.ok((await save('cdse-auth-5xx', 'x')).value > 0);
-        server.setFault({ kind: 'status', status: 503 });
-        mkdirSync(dir, { recursive: true });
-        // Concurrently, so the test costs one retry cycle instead of two.
-        const other = join(root, 'runner-temp', 'other');
-        mkdirSync(other);
-        writeFileSync(join(other, 'f'), 'y');
-        const timed = async <T>(run: () => Promise<T>) => {
-          const start = performance.now();
-          const value = await run();
-          return { value, ms: Math.round(performance.now() - start) };
-        };
-        // One capture around both: nested captures would unwind out of order.
-        const both = await quietly(() =>
-          Promise.all([
-            timed(() => cache.saveCache([other], 'cdse-auth-5xx-2')),
-            timed(() => cache.restoreCache([dir], 'cdse-auth-5xx')),
-          ]),
-        );
-        const [saved, restored] = both.value;
-        const total = both.ms;
-        assert.equal(saved.value, -1);
-        assert.equal(restored.value, undefined);
-        const count = (api: string) => server.requests.filter((r) => r.api === api).length;
-        assert.equal(count('CreateCacheEntry'), 6);
-        assert.equal(count('GetCacheEntryDownloadURL'), 5);
-        t.diagnostic(
-          `v2 503: save ${saved.ms} ms, restore ${restored.ms} ms, ${total} ms together`,
-        );
-      });
+      // The library retries a failing service for ~30 s per call (documented in
+      // shared/reference/actions-cache-protocol.md); the action bounds every cache operation
+      // instead, which test/cache.test.ts shows ("cache faults never fail or stall the job").
 
       test('v2: block + blocklist upload through the Azure SDK', async () => {
         const token = process.env.ACTIONS_RUNTIME_TOKEN ?? '';

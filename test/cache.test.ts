@@ -87,9 +87,10 @@ describe('one login serves the workflow', () => {
     });
   }
 
-  test('100 sequential jobs make exactly one password grant', async () => {
+  // 100 jobs are in the bench; the test needs only enough to show the count does not grow.
+  test('25 sequential jobs make exactly one password grant', async () => {
     const sessions = identity.activeSessions();
-    for (let i = 0; i < 100; i++) await mainOk(await job({ job: `job-${i}` }));
+    for (let i = 0; i < 25; i++) await mainOk(await job({ job: `job-${i}` }));
     assert.deepEqual([grants().password, grants().refresh_token], [1, 0]);
     assert.equal(identity.activeSessions(), sessions + 1);
   });
@@ -300,7 +301,8 @@ describe('when the cache is not used', () => {
   });
 });
 
-describe('cache faults never fail or stall the job', () => {
+// Each fault on a cache service of its own, all at once: the tests mostly wait on time limits.
+describe('cache faults never fail or stall the job', { concurrency: true }, () => {
   const faults = [
     { kind: 'status', status: 503 },
     { kind: 'garbage' },
@@ -308,9 +310,11 @@ describe('cache faults never fail or stall the job', () => {
     { kind: 'slow', ms: 20_000 },
   ] as const;
   for (const fault of faults) {
-    test(`${fault.kind}${'status' in fault ? ` ${fault.status}` : ''}: the job logs in within seconds`, async () => {
-      cache.setFault(fault);
-      const r = await mainOk(await job({ stepTimeoutMs: 60_000 }));
+    test(`${fault.kind}${'status' in fault ? ` ${fault.status}` : ''}: the job logs in within seconds`, async (t) => {
+      const faulty = await CacheServer.start();
+      t.after(() => faulty.close());
+      faulty.setFault(fault);
+      const r = await mainOk(await job({ stepTimeoutMs: 60_000, env: faulty.env('v2') }));
       assert.equal(r.outputs.grant, 'password');
       // Restore and save are each abandoned after 5 s, instead of the library's ~30 s of retries.
       assert.ok(r.durationMs < 15_000, `took ${Math.round(r.durationMs)} ms`);
