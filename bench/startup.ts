@@ -11,6 +11,13 @@ import { CacheServer } from '../test/servers/cache-server.ts';
 import { IdentityServer } from '../test/servers/identity-server.ts';
 import { fmt, ms, printReport, type Report, ratio, type Stats, section, stats } from './util.ts';
 
+/**
+ * The last landed commit before the hostile-inputs, concurrency and speed work: its action.yml
+ * and dist/ run as extra rows, so "no growth" and "a hit is now faster" are measured in the
+ * same run, not against numbers from another machine.
+ */
+export const BASELINE_COMMIT = '08c8a20';
+
 const USER = 'bench@example.com';
 const PASSWORD = 'bench-password';
 const CACHE_SECRET = 'YmVuY2gtY2FjaGUtc2VjcmV0LW9mLTMyLWJ5dGVzLW9rIQ==';
@@ -78,6 +85,17 @@ export interface StartupResults {
   comparisons: StartupComparison[];
   skipped: string[];
   report: Report;
+}
+
+/** The baseline's action.yml and dist/ in a folder of their own; undefined without git history. */
+async function baselineAction(scratch: string): Promise<string | undefined> {
+  const dir = join(scratch, `baseline-${BASELINE_COMMIT}`);
+  const r = await run(
+    '/bin/sh',
+    ['-c', `mkdir -p "$DIR" && git archive ${BASELINE_COMMIT} action.yml dist | tar -x -C "$DIR"`],
+    { env: { PATH: SYSTEM_PATH, DIR: dir }, cwd: join(import.meta.dirname, '..') },
+  );
+  return r.code === 0 ? dir : undefined;
 }
 
 async function has(command: string): Promise<boolean> {
@@ -316,6 +334,31 @@ export async function benchStartup(
         0,
       ),
     );
+    const baseline = await baselineAction(scratch);
+    if (baseline) {
+      variants.push(
+        mainVariant(
+          'base-off',
+          `main step, cache off, at ${BASELINE_COMMIT} (before)`,
+          () => ({ actionDir: baseline, inputs: cacheOff }),
+          'password',
+          1,
+        ),
+        mainVariant(
+          'base-hit',
+          `main step, cache hit (v2), at ${BASELINE_COMMIT} (before)`,
+          () => ({
+            actionDir: baseline,
+            inputs: cacheOn,
+            env: caches.v2.env('v2'),
+            runId: runIds.v2,
+            job: 'run',
+          }),
+          'cache',
+          0,
+        ),
+      );
+    } else skipped.push(`the ${BASELINE_COMMIT} rows (no git history to take its dist/ from)`);
     const comparisons: Comparison[] = [
       { variant: 'bash-node', reference: 'node' },
       { variant: 'esm', reference: 'node' },
@@ -330,7 +373,12 @@ export async function benchStartup(
       { variant: 'main-off', reference: 'esm', target: { op: '<=', value: 1.7 } },
       { variant: 'main-hit', reference: 'main-off', target: { op: '<', value: 1 } },
       { variant: 'main-hit-v1', reference: 'main-off', target: { op: '<', value: 1 } },
-    ].filter((c) => variants.some((v) => v.key === c.variant)) as Comparison[];
+      { variant: 'main-off', reference: 'base-off', target: { op: '<=', value: 1 } },
+      { variant: 'main-hit', reference: 'base-hit' },
+      { variant: 'base-hit', reference: 'base-off' },
+    ].filter((c) =>
+      [c.variant, c.reference].every((key) => variants.some((v) => v.key === key)),
+    ) as Comparison[];
 
     const samples = new Map<string, number[]>(variants.map((v) => [v.key, []]));
     const requests = new Map<string, number>(variants.map((v) => [v.key, 0]));
@@ -399,6 +447,8 @@ export async function benchStartup(
         esm: 'bare POST (ESM)',
         cjs: 'bare POST (CJS)',
         'main-off': 'main, cache off',
+        'base-off': `main, cache off, ${BASELINE_COMMIT}`,
+        'base-hit': `main, cache hit, ${BASELINE_COMMIT}`,
       })[key] ?? key;
     const rows: string[][] = [
       [
@@ -443,6 +493,7 @@ export async function benchStartup(
       'Refresh rows: the credentials file gets an expired access token before each run (its refresh token still valid), so each run makes one refresh grant.',
       'Cache-hit rows: one login job (main + post) seeded the cache; every measured job is a new job of that run and restores the login (grant=cache, no token request).',
       'Ratios: median / median of the reference (and p95 / p95); "met" judges the median ratio. token req/run: what the identity server counted.',
+      `Rows "at ${BASELINE_COMMIT} (before)" run the action.yml and dist/ of that commit (the last one before this work) in the same rounds: "no growth" is main, cache off vs its row.`,
       'Bare POST rows send a password grant; the refresh rows are compared with them because the identity server answers either grant in well under 1 ms (see the library table): the difference is the client.',
       ...skipped.map((s) => `Skipped: ${s}.`),
       ...results

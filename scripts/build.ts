@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { minify } from 'terser';
 
 const root = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({ options: { out: { type: 'string', default: 'dist' } } });
@@ -51,18 +52,26 @@ try {
       'licenses.txt',
     ]);
   }
-  // A single non-ASCII character makes V8 hold the whole bundle as a two-byte string, which is
-  // slower to decode and compile at every start; as \uXXXX escapes the source stays one-byte.
-  // The few there are sit in strings, untagged templates and comments, where the escape is exact.
   for (const name of Object.keys(entries)) {
     for (const file of readdirSync(join(staging, name)).filter((f) => f.endsWith('.js'))) {
       const path = join(staging, name, file);
-      const code = readFileSync(path, 'utf8');
+      let code = readFileSync(path, 'utf8');
+      // ncc minifies only the entry file; its lazy chunks are parsed at every start that loads
+      // them, so they are minified here (deterministically: same input, same bytes).
+      if (file !== 'index.js') {
+        const result = await minify(code, { module: true, compress: true, mangle: true });
+        if (result.code === undefined) throw new Error(`terser produced nothing for ${file}`);
+        code = result.code;
+      }
+      // A single non-ASCII character makes V8 hold the whole bundle as a two-byte string, which
+      // is slower to decode and compile at every start; as \uXXXX escapes the source stays
+      // one-byte. The few there are sit in strings, untagged templates and comments, where the
+      // escape is exact.
       const ascii = code.replace(
         /[\u0080-\uffff]/g,
         (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
       );
-      if (ascii !== code) writeFileSync(path, ascii);
+      writeFileSync(path, ascii);
     }
   }
   const cli = join(staging, 'cli', 'index.js');
