@@ -42,11 +42,45 @@ export async function postForm(
   form: Record<string, string>,
   options: HttpOptions,
 ): Promise<FormResponse> {
-  const body = new URLSearchParams(form).toString();
+  return sendWithRetry(
+    url,
+    {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form).toString(),
+    },
+    options,
+  );
+}
+
+export interface HttpRequest {
+  method: 'GET' | 'POST' | 'DELETE';
+  /** Sent besides `accept: application/json` and the user agent. */
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface RetryOptions extends HttpOptions {
+  /** Waits between attempts; tests pass one that records instead of waiting. */
+  sleep?: (ms: number) => Promise<unknown>;
+  /** The error for a server that never answered; the default names the token endpoint. */
+  unreachable?: (message: string, attempts: number) => Error;
+}
+
+/**
+ * Any JSON API request, with `postForm`'s retry rules: the caller decides whether the method is
+ * safe to repeat after a fault (a request may have been served when its answer was lost).
+ */
+export async function sendWithRetry(
+  url: string,
+  init: HttpRequest,
+  options: RetryOptions,
+): Promise<FormResponse> {
+  const wait = options.sleep ?? sleep;
   for (let attempt = 1; ; attempt++) {
     let delayMs: number;
     try {
-      const response = await send(url, body, options);
+      const response = await send(url, init, options);
       const retryAfter = parseRetryAfter(response.retryAfter);
       const giveUp =
         !retryableStatus(response.status) ||
@@ -56,27 +90,27 @@ export async function postForm(
       delayMs = retryAfter !== undefined ? retryAfter * 1000 : backoff(attempt);
     } catch (error) {
       if (attempt >= options.maxAttempts) {
-        throw new TokenEndpointError(
-          `Could not reach ${new URL(url).host}: ${describeNetworkError(error)} (after ${attempt} attempt${attempt === 1 ? '' : 's'}).`,
-          { attempts: attempt },
-        );
+        const message = `Could not reach ${new URL(url).host}: ${describeNetworkError(error)} (after ${attempt} attempt${attempt === 1 ? '' : 's'}).`;
+        throw options.unreachable
+          ? options.unreachable(message, attempt)
+          : new TokenEndpointError(message, { attempts: attempt });
       }
       delayMs = backoff(attempt);
     }
-    await sleep(delayMs);
+    await wait(delayMs);
   }
 }
 
-async function send(url: string, body: string, options: HttpOptions) {
+async function send(url: string, init: HttpRequest, options: HttpOptions) {
   const response = await request(url, {
-    method: 'POST',
+    method: init.method,
     dispatcher: options.dispatcher,
     headers: {
-      'content-type': 'application/x-www-form-urlencoded',
+      ...init.headers,
       accept: 'application/json',
       'user-agent': USER_AGENT,
     },
-    body,
+    ...(init.body !== undefined && { body: init.body }),
     signal: AbortSignal.timeout(options.timeoutMs),
   });
   const chunks: Buffer[] = [];
