@@ -409,6 +409,8 @@ describe('inputs that shape the result', { concurrency: 4 }, () => {
 
 describe('bad inputs fail with one error line that names the input', { concurrency: 4 }, () => {
   const creds = { username: USER, password: PASSWORD };
+  // The whole table runs in-process (test/action-inputs.test.ts); these rows show the built
+  // bundle renders such an error the same way.
   const rows: Array<{ name: string; inputs: Record<string, string>; error: RegExp[] }> = [
     {
       name: 'missing credentials',
@@ -416,60 +418,9 @@ describe('bad inputs fail with one error line that names the input', { concurren
       error: [/username/, /password/, /client-secret/, /refresh-token/],
     },
     {
-      name: 'ambiguous credentials (password + client-secret)',
-      inputs: { ...creds, 'client-id': ROBOT.clientId, 'client-secret': ROBOT.clientSecret },
-      error: [/more than one grant/, /password/, /client-secret/, /grant/],
-    },
-    {
-      name: 'grant password without a password',
-      inputs: { grant: 'password', username: USER },
-      error: [/password grant needs password/],
-    },
-    { name: 'unknown grant', inputs: { ...creds, grant: 'magic' }, error: [/Input grant:/] },
-    {
       name: 'malformed token-url',
       inputs: { ...creds, 'token-url': 'not a url' },
-      error: [/Input token-url:/, /not a valid URL/],
-    },
-    {
-      name: 'http to a non-loopback host',
-      inputs: { ...creds, 'token-url': 'http://identity.example.com/token' },
-      error: [/Input token-url:/, /https/],
-    },
-    {
-      name: 'non-numeric expiry-skew',
-      inputs: { ...creds, 'expiry-skew': 'soon' },
-      error: [/Input expiry-skew:/, /whole number/],
-    },
-    {
-      name: 'non-numeric timeout',
-      inputs: { ...creds, timeout: '10s' },
-      error: [/Input timeout:/, /whole number/],
-    },
-    {
-      name: 'non-numeric max-attempts',
-      inputs: { ...creds, 'max-attempts': 'many' },
-      error: [/Input max-attempts:/, /whole number/],
-    },
-    {
-      name: 'bad boolean',
-      inputs: { ...creds, 'export-env': 'yes' },
-      error: [/Input export-env:/, /true or false/],
-    },
-    {
-      name: 'bad totp',
-      inputs: { ...creds, totp: '12ab56' },
-      error: [/Input totp:/],
-    },
-    {
-      name: 'bad totp-secret',
-      inputs: { ...creds, 'totp-secret': 'not a base32 secret!' },
-      error: [/totp-secret/],
-    },
-    {
-      name: 'totp and totp-secret together',
-      inputs: { ...creds, totp: '123456', 'totp-secret': totpSecret },
-      error: [/totp/, /totp-secret/],
+      error: [/Input token-url:/],
     },
   ];
 

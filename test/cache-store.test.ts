@@ -11,6 +11,7 @@ import { cacheService, cacheVersion, compressionOrder } from '../src/action/cach
 import { ActionsCacheTokenStore, ENTRY_PATH } from '../src/action/cache-store.ts';
 import { seal } from '../src/action/seal.ts';
 import { gzip, type TarMember, tar, zstd } from './archives.ts';
+import { RecordingRunner } from './fixtures.ts';
 import { CacheServer } from './servers/cache-server.ts';
 
 const KEY = randomBytes(32);
@@ -19,29 +20,20 @@ const PREFIX = 'cdse-auth-0123456789abcdef01234567-';
 
 let server: CacheServer;
 let workspace = '';
-let warnings: string[] = [];
+let recorder = new RecordingRunner();
+const warnings = () => recorder.said('warning');
 
-// The store registers masks and debug lines on stdout (strings); the test runner's are Buffers.
-const write = process.stdout.write;
 before(async () => {
   server = await CacheServer.start();
-  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) =>
-    typeof chunk === 'string' ||
-    (write as (...args: unknown[]) => boolean).call(
-      process.stdout,
-      chunk,
-      ...rest,
-    )) as typeof write;
 });
 beforeEach(() => {
   server.clear();
   server.setFault(undefined);
-  warnings = [];
+  recorder = new RecordingRunner();
   workspace = mkdtempSync(join(tmpdir(), 'cdse-store-'));
 });
 afterEach(() => rmSync(workspace, { recursive: true, force: true }));
 after(async () => {
-  process.stdout.write = write;
   await server.close();
 });
 
@@ -55,7 +47,8 @@ function store(protocol: 'v1' | 'v2' = 'v2', timeoutMs = 5_000) {
     timeoutMs,
     read: true,
     write: false,
-    warn: (message) => warnings.push(message),
+    runner: recorder,
+    env: { PATH: process.env.PATH ?? '' },
   });
 }
 
@@ -77,7 +70,7 @@ for (const protocol of ['v2', 'v1'] as const) {
     server.plant(`${PREFIX}2`, gzip(tar([sealedMember('token-two')])), version());
     assert.equal((await s.load())?.accessToken, 'token-two');
     assert.equal(s.matchedKey, `${PREFIX}2`);
-    assert.deepEqual(warnings, []);
+    assert.deepEqual(warnings(), []);
     assert.deepEqual(readdirSync(workspace), [], 'a restore writes nothing');
   });
 }
@@ -95,9 +88,9 @@ test('a hostile archive: one warning, no token set, nothing on disk', async () =
   const s = store();
   assert.equal(await s.load(), undefined);
   assert.equal(s.matchedKey, undefined);
-  assert.equal(warnings.length, 1);
-  assert.match(warnings[0] ?? '', /not one cdse-auth wrote \(more than one member\)/);
-  assert.doesNotMatch(warnings[0] ?? '', /cdse-auth-0123/);
+  assert.equal(warnings().length, 1);
+  assert.match(warnings()[0] ?? '', /not one cdse-auth wrote \(more than one member\)/);
+  assert.doesNotMatch(warnings()[0] ?? '', /cdse-auth-0123/);
   assert.deepEqual(readdirSync(workspace), []);
 });
 
@@ -105,8 +98,8 @@ test('an entry sealed with another key: the "does not open" warning', async () =
   const member = { name: ENTRY_PATH, data: seal(Buffer.from('{}'), randomBytes(32), IDENTITY) };
   server.plant(`${PREFIX}1`, zstd(tar([member])), version());
   assert.equal(await store().load(), undefined);
-  assert.equal(warnings.length, 1);
-  assert.match(warnings[0] ?? '', /does not open with this job/);
+  assert.equal(warnings().length, 1);
+  assert.match(warnings()[0] ?? '', /does not open with this job/);
 });
 
 test('a slow service is abandoned after timeoutMs with one warning', async () => {
@@ -114,19 +107,19 @@ test('a slow service is abandoned after timeoutMs with one warning', async () =>
   const started = performance.now();
   assert.equal(await store('v2', 400).load(), undefined);
   assert.ok(performance.now() - started < 2_000);
-  assert.equal(warnings.length, 1);
-  assert.match(warnings[0] ?? '', /did not answer the restore within 0.4 s/);
+  assert.equal(warnings().length, 1);
+  assert.match(warnings()[0] ?? '', /did not answer the restore within 0.4 s/);
 });
 
 test('a failing service: one warning naming no URL or key', async () => {
   server.setFault({ kind: 'status', status: 500 });
   assert.equal(await store('v1').load(), undefined);
-  assert.deepEqual(warnings, [
+  assert.deepEqual(warnings(), [
     'The Actions cache restore failed (cache lookup answered 500); going on without it.',
   ]);
   server.setFault({ kind: 'reset' });
-  warnings = [];
+  recorder = new RecordingRunner();
   assert.equal(await store('v2').load(), undefined);
-  assert.equal(warnings.length, 1);
-  assert.doesNotMatch(warnings[0] ?? '', /127\.0\.0\.1|twirp|cdse-auth-/);
+  assert.equal(warnings().length, 1);
+  assert.doesNotMatch(warnings()[0] ?? '', /127\.0\.0\.1|twirp|cdse-auth-/);
 });

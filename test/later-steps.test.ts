@@ -274,8 +274,16 @@ describe('the session lifecycle in status and the job summary', { concurrency: t
       const session = server.sessionOf(main.outputs['access-token'] ?? '');
       assert.ok(session);
       // The summary names the session and main's one token request.
-      const cells = [...main.summary.matchAll(/<td>([^<]*)<\/td>/g)].map((m) => m[1]);
-      const headers = [...main.summary.matchAll(/<th>([^<]*)<\/th>/g)].map((m) => m[1]);
+      // A Markdown table: the header row, the alignment row, one row of values.
+      const [headers = [], , cells = []] = main.summary
+        .split('\n')
+        .filter((line) => line.startsWith('|'))
+        .map((line) =>
+          line
+            .split('|')
+            .slice(1, -1)
+            .map((cell) => cell.trim()),
+        );
       assert.equal(cells[headers.indexOf('Session')], session, main.summary);
       assert.equal(cells[headers.indexOf('Token requests')], '1', main.summary);
 

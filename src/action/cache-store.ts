@@ -1,18 +1,17 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as core from '@actions/core';
 import { TokenSet, TokenStore } from '../auth/index.ts';
 import { extractSealedMember, MAX_ARCHIVE_BYTES, type Tampered } from './archive.ts';
 import {
   type CacheService,
   CacheServiceError,
-  cacheService,
   cacheVersion,
   compressionOrder,
   createDispatcher,
   downloadArchive,
   findEntry,
 } from './cache-service.ts';
+import type { Runner } from './runner.ts';
 import { open, seal } from './seal.ts';
 
 type ActionsCache = typeof import('@actions/cache');
@@ -40,9 +39,12 @@ export interface ActionsCacheTokenStoreOptions {
   timeoutMs: number;
   read: boolean;
   write: boolean;
-  warn: (message: string) => void;
-  /** Where entries are looked up. Default: the service the environment names. */
-  service?: CacheService;
+  /** Warnings, masks and the folded log group of a save go here. */
+  runner: Runner;
+  /** The job's environment (run id, job name for fresh keys; zstd on PATH; proxies). */
+  env: NodeJS.ProcessEnv;
+  /** Where entries are looked up. */
+  service: CacheService;
   /**
    * Loads `@actions/cache`, which only saving uses (~260 ms to import). Default: a dynamic
    * import, so a job that only restores never loads it, nor tar, nor the Azure SDK.
@@ -70,7 +72,7 @@ export class ActionsCacheTokenStore extends TokenStore {
     this.#file = join(this.#dir, ENTRY_FILE);
     // The default prefix is the target a planted entry needs: the library prints keys, so the
     // runner must mask it before any save or restore.
-    mask(options.prefix);
+    this.#mask(options.prefix);
   }
 
   /** The key of the entry the last `load()` opened, if it opened one. */
@@ -85,7 +87,7 @@ export class ActionsCacheTokenStore extends TokenStore {
     const found = await this.#fetch();
     if (!found) return undefined;
     if ('tampered' in found) {
-      this.#o.warn(
+      this.#o.runner.warning(
         `Ignoring the cached CDSE login: the cache entry is not one cdse-auth wrote (${found.tampered}). Logging in instead.`,
       );
       return undefined;
@@ -98,7 +100,7 @@ export class ActionsCacheTokenStore extends TokenStore {
       entry = undefined;
     }
     if (!entry) {
-      this.#o.warn(
+      this.#o.runner.warning(
         'Ignoring the cached CDSE login: it does not open with this job’s key (another cache-secret or password, or a damaged entry). Logging in instead.',
       );
       return undefined;
@@ -109,28 +111,27 @@ export class ActionsCacheTokenStore extends TokenStore {
 
   /** Looks the prefix up and reads the sealed member; the whole of it bounded by timeoutMs. */
   async #fetch(): Promise<{ key: string; sealed: Buffer } | Tampered | undefined> {
-    const service = this.#o.service ?? cacheService();
-    if (!service) return undefined;
-    const dispatcher = createDispatcher();
+    const { service, env } = this.#o;
+    const dispatcher = createDispatcher(env);
     const context = { dispatcher, signal: AbortSignal.timeout(this.#o.timeoutMs) };
     const { prefix } = this.#o;
     try {
-      for (const method of compressionOrder()) {
+      for (const method of compressionOrder(env)) {
         const version = cacheVersion([ENTRY_PATH], method);
         // As restoreCache(paths, prefix, [prefix]) asked: newest entry under the prefix.
         const entry = await findEntry(service, prefix, [prefix], version, context);
         if (!entry) continue;
         // Only a key under our prefix: a string from the service must not hide others in the log.
-        if (entry.key.startsWith(prefix)) mask(entry.key);
+        if (entry.key.startsWith(prefix)) this.#mask(entry.key);
         const archive = await downloadArchive(entry.archiveUrl, MAX_ARCHIVE_BYTES, context);
         if (!archive) return { tampered: 'the archive is too large' };
         const member = extractSealedMember(archive, ENTRY_PATH);
         return Buffer.isBuffer(member) ? { key: entry.key, sealed: member } : member;
       }
-      core.debug('No cached CDSE login in the Actions cache.');
+      this.#o.runner.debug('No cached CDSE login in the Actions cache.');
       return undefined;
     } catch (error) {
-      this.#o.warn(
+      this.#o.runner.warning(
         context.signal.aborted
           ? `The Actions cache did not answer the restore within ${this.#o.timeoutMs / 1000} s; going on without it.`
           : `The Actions cache restore failed (${describe(error)}); going on without it.`,
@@ -139,6 +140,10 @@ export class ActionsCacheTokenStore extends TokenStore {
     } finally {
       dispatcher.destroy().catch(() => {});
     }
+  }
+
+  #mask(value: string): void {
+    if (value.length >= MIN_MASKED_LENGTH) this.#o.runner.setSecret(value);
   }
 
   async save(tokenSet: TokenSet): Promise<void> {
@@ -155,8 +160,8 @@ export class ActionsCacheTokenStore extends TokenStore {
     const sealed = seal(Buffer.from(JSON.stringify(entry)), this.#o.key, this.#o.identity);
     try {
       await writeFile(this.#file, sealed, { mode: 0o600 });
-      const key = freshKey(this.#o.prefix);
-      mask(key); // the library logs the key when the service refuses the save
+      const key = freshKey(this.#o.prefix, this.#o.env);
+      this.#mask(key); // the library logs the key when the service refuses the save
       await this.#bounded('save', async () => {
         const cache = await (this.#o.loadCache ?? (() => import('@actions/cache')))();
         return cache.saveCache([ENTRY_PATH], key);
@@ -172,18 +177,18 @@ export class ActionsCacheTokenStore extends TokenStore {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => {
-        this.#o.warn(
+        this.#o.runner.warning(
           `The Actions cache did not answer the ${what} within ${this.#o.timeoutMs / 1000} s; going on without it.`,
         );
         resolve(undefined);
       }, this.#o.timeoutMs);
     });
     // The library logs tar commands and transfer progress: fold them away in the step log.
-    core.startGroup(`Actions cache ${what}`);
+    this.#o.runner.startGroup(`Actions cache ${what}`);
     try {
       return await Promise.race([
         operation().catch((error: unknown) => {
-          this.#o.warn(
+          this.#o.runner.warning(
             `The Actions cache ${what} failed (${(error as Error).message}); going on without it.`,
           );
           return undefined;
@@ -192,21 +197,16 @@ export class ActionsCacheTokenStore extends TokenStore {
       ]);
     } finally {
       clearTimeout(timer);
-      core.endGroup();
+      this.#o.runner.endGroup();
     }
   }
 }
 
 /** `<prefix><run id>-<attempt>-<job>-<time>-<random>`: keys are immutable and matrix jobs share a job id. */
-function freshKey(prefix: string): string {
-  const env = process.env;
+function freshKey(prefix: string, env: NodeJS.ProcessEnv): string {
   const job = (env.GITHUB_JOB ?? 'job').replace(/[^\w.-]/g, '_').slice(0, 100);
   const random = Math.random().toString(36).slice(2, 8);
   return `${prefix}${env.GITHUB_RUN_ID ?? 0}-${env.GITHUB_RUN_ATTEMPT ?? 1}-${job}-${Date.now()}-${random}`;
-}
-
-function mask(value: string): void {
-  if (value.length >= MIN_MASKED_LENGTH) core.setSecret(value);
 }
 
 /** A restore failure for the log: our own messages, else only an error code (no URL or key). */

@@ -1,4 +1,3 @@
-import * as core from '@actions/core';
 import * as z from 'zod/mini';
 import { type AuthProvider, ConfigurationError, checkEndpointUrl } from '../auth/index.ts';
 import {
@@ -10,6 +9,7 @@ import {
 } from '../front/credentials.ts';
 import { maskValues } from '../front/masks.ts';
 import { LIMITS } from '../front/session-file.ts';
+import type { Runner } from './runner.ts';
 
 const optional = () =>
   z.pipe(
@@ -96,19 +96,22 @@ export const SECRET_INPUTS: readonly InputName[] = [
   'cache-secret',
 ];
 
+// Inputs whose error message already says what was wrong with the value (checkEndpointUrl's).
+const DESCRIBED_INPUTS = new Set(['token-url']);
+
 /** Registers every secret input with the runner's masker, line by line. */
-export function maskSecretInputs(): void {
-  for (const name of SECRET_INPUTS) maskValue(core.getInput(name));
+export function maskSecretInputs(runner: Runner): void {
+  for (const name of SECRET_INPUTS) maskValue(runner, runner.getInput(name));
 }
 
-export function maskValue(value: string | undefined): void {
-  for (const mask of maskValues(value)) core.setSecret(mask);
+export function maskValue(runner: Runner, value: string | undefined): void {
+  for (const mask of maskValues(value)) runner.setSecret(mask);
 }
 
 /** Reads and validates every input. Throws a `ConfigurationError` that names the input. */
-export function readInputs(): Inputs {
+export function readInputs(runner: Runner): Inputs {
   const raw = Object.fromEntries(
-    Object.keys(InputsSchema.shape).map((name) => [name, core.getInput(name)]),
+    Object.keys(InputsSchema.shape).map((name) => [name, runner.getInput(name)]),
   );
   const parsed = InputsSchema.safeParse(raw);
   if (parsed.success) return parsed.data;
@@ -117,10 +120,9 @@ export function readInputs(): Inputs {
   const isSecret = (SECRET_INPUTS as readonly string[]).includes(name);
   const value = raw[name] ?? '';
   // A non-secret value is echoed so the user sees what was wrong; a secret never is.
-  // Some messages end in a full stop or already say what they got (token-url).
   const message = (issue?.message ?? 'invalid value').replace(/\.$/, '');
   const got =
-    isSecret || value.length > 200 || /\bgot\b/.test(message)
+    isSecret || value.length > 200 || DESCRIBED_INPUTS.has(name)
       ? ''
       : value
         ? ` (got '${value}')`

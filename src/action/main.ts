@@ -1,4 +1,3 @@
-import * as core from '@actions/core';
 import {
   type AuthProvider,
   ConfigurationError,
@@ -6,7 +5,7 @@ import {
   type TokenSet,
 } from '../auth/index.ts';
 import { SessionFile } from '../front/session-file.ts';
-import { isForkPullRequest } from './context.ts';
+import { isForkPullRequest, readEvent, type WorkflowEvent } from './event.ts';
 import { failStep } from './fail.ts';
 import {
   type Inputs,
@@ -18,28 +17,35 @@ import {
 } from './inputs.ts';
 import { JobTokenStore } from './job-store.ts';
 import { exportEnvironment, maskTokens, type Result, setOutputs, writeSummary } from './results.ts';
+import { type ActionDeps, defaultDeps } from './runner.ts';
 import { createSessionDir } from './session-dir.ts';
 import { STATE } from './state.ts';
 import { openWorkflowCache } from './workflow-cache.ts';
 
-/** The main step: log in (or reuse the workflow's login), then hand the tokens to later steps. */
-export async function run(): Promise<void> {
+/**
+ * The main step: log in (or reuse the workflow's login), then hand the tokens to later steps.
+ * Never throws: a failure is one `::error::` line and exit code 1, through `deps.runner`.
+ */
+export async function run(deps: ActionDeps = defaultDeps()): Promise<void> {
   try {
-    await main();
+    await main(deps);
   } catch (error) {
-    failStep(error);
+    failStep(deps.runner, error);
   }
 }
 
-function configuration(): { inputs: Inputs; provider: AuthProvider } {
+function configuration(
+  { runner }: ActionDeps,
+  event: WorkflowEvent,
+): { inputs: Inputs; provider: AuthProvider } {
   try {
-    const inputs = readInputs();
+    const inputs = readInputs(runner);
     return { inputs, provider: providerFromInputs(inputs) };
   } catch (error) {
-    const noSecrets = SECRET_INPUTS.every((name) => !core.getInput(name));
+    const noSecrets = SECRET_INPUTS.every((name) => !runner.getInput(name));
     if (!(error instanceof ConfigurationError) || !noSecrets) throw error;
     // Every secret input empty: the secrets were most likely never handed to this job.
-    const hint = isForkPullRequest()
+    const hint = isForkPullRequest(event)
       ? 'Pull requests from forks receive no secrets, so this step cannot log in there.'
       : // biome-ignore lint/suspicious/noTemplateCurlyInString: the workflow expression, quoted
         'Every secret input is empty: a `${{ secrets.NAME }}` that does not exist, or is not passed to this job (Dependabot runs, reusable workflows called without `secrets:`), is empty.';
@@ -47,12 +53,14 @@ function configuration(): { inputs: Inputs; provider: AuthProvider } {
   }
 }
 
-async function main(): Promise<void> {
-  maskSecretInputs();
-  const { inputs, provider } = configuration();
+async function main(deps: ActionDeps): Promise<void> {
+  const { runner, env } = deps;
+  maskSecretInputs(runner);
+  const event = readEvent(env);
+  const { inputs, provider } = configuration(deps, event);
 
-  const session = await createSessionDir();
-  core.saveState(STATE.dir, session.dir);
+  const session = await createSessionDir(env);
+  runner.saveState(STATE.dir, session.dir);
   const file = new SessionFile(
     session.credentialsFile,
     {
@@ -65,10 +73,10 @@ async function main(): Promise<void> {
       fromCache: false,
       tokenRequests: 0,
     },
-    { onWarning: core.warning },
+    { onWarning: (message) => runner.warning(message) },
   );
-  const cache = await openWorkflowCache(inputs, provider);
-  const store = new JobTokenStore(file, cache, maskTokens);
+  const cache = await openWorkflowCache(deps, event, inputs, provider);
+  const store = new JobTokenStore(file, cache, (tokenSet) => maskTokens(runner, tokenSet));
 
   const manager = new TokenManager(provider, {
     tokenUrl: inputs['token-url'],
@@ -76,19 +84,20 @@ async function main(): Promise<void> {
     expirySkew: inputs['expiry-skew'],
     timeout: inputs.timeout,
     maxAttempts: inputs['max-attempts'],
+    now: deps.now,
     ...(inputs.scope && { scope: inputs.scope }),
     // The TOTP code made from totp-secret, and every token, are masked before they are sent or used.
-    onSecret: maskValue,
+    onSecret: (value) => maskValue(runner, value),
   });
-  core.debug(`Token endpoint: ${new URL(manager.tokenUrl).host}; grant: ${provider.grantType}.`);
+  runner.debug(`Token endpoint: ${new URL(manager.tokenUrl).host}; grant: ${provider.grantType}.`);
   let tokenSet: TokenSet;
   try {
     tokenSet = await manager.getTokenSet();
   } finally {
     await manager.close();
   }
-  maskTokens(tokenSet);
-  if (cache.active) core.saveState(STATE.cachedExpiry, tokenSet.expiresAt.toISOString());
+  maskTokens(runner, tokenSet);
+  if (cache.active) runner.saveState(STATE.cachedExpiry, tokenSet.expiresAt.toISOString());
 
   const result: Result = {
     tokenSet,
@@ -98,11 +107,11 @@ async function main(): Promise<void> {
     session,
     tokenUrl: manager.tokenUrl,
   };
-  setOutputs(result, inputs);
-  if (inputs['export-env']) exportEnvironment(result);
+  setOutputs(runner, result, inputs);
+  if (inputs['export-env']) exportEnvironment(runner, result);
   const how = result.grant === 'cache' ? 'reused the cached login' : result.grant;
-  core.info(
+  runner.info(
     `Logged in to CDSE (${how}); the access token expires at ${tokenSet.expiresAt.toISOString()}.`,
   );
-  await writeSummary(result, cache.note);
+  await writeSummary(runner, result, cache.note);
 }

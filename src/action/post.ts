@@ -1,9 +1,10 @@
-import * as core from '@actions/core';
 import { TokenManager } from '../auth/index.ts';
 import { oneLine } from '../auth/redact.ts';
 import { SessionFile } from '../front/session-file.ts';
+import { readEvent } from './event.ts';
 import { maskSecretInputs, maskValue, providerFromInputs, readInputs } from './inputs.ts';
 import { maskTokens } from './results.ts';
+import { type ActionDeps, defaultDeps } from './runner.ts';
 import { removeSessionDir, sessionDirAt } from './session-dir.ts';
 import { STATE } from './state.ts';
 import { openWorkflowCache } from './workflow-cache.ts';
@@ -12,27 +13,28 @@ import { openWorkflowCache } from './workflow-cache.ts';
  * At job end: hand a token set that a later step refreshed back to the cache, end the server
  * session when asked, and delete the credentials. Nothing here fails the job: its work is done.
  */
-export async function run(): Promise<void> {
-  const dir = core.getState(STATE.dir);
+export async function run(deps: ActionDeps = defaultDeps()): Promise<void> {
+  const { runner } = deps;
+  const dir = runner.getState(STATE.dir);
   if (!dir) return; // main failed before it wrote anything
   const session = sessionDirAt(dir);
   try {
-    maskSecretInputs();
-    const inputs = readInputs();
+    maskSecretInputs(runner);
+    const inputs = readInputs(runner);
     const provider = providerFromInputs(inputs);
     const store = new SessionFile(session.credentialsFile, undefined, {
-      onWarning: core.warning,
+      onWarning: (message) => runner.warning(message),
     });
     // Read inside the lock: a later step's renewal (rotation) may be finishing right now.
     const tokenSet = await store.exclusive(() => store.load());
-    if (tokenSet) maskTokens(tokenSet);
+    if (tokenSet) maskTokens(runner, tokenSet);
 
-    const cachedExpiry = core.getState(STATE.cachedExpiry);
+    const cachedExpiry = runner.getState(STATE.cachedExpiry);
     const refreshedLater =
       tokenSet && cachedExpiry && tokenSet.expiresAt.toISOString() !== cachedExpiry;
     const cache =
       refreshedLater || (inputs.logout && cachedExpiry)
-        ? await openWorkflowCache(inputs, provider)
+        ? await openWorkflowCache(deps, readEvent(deps.env), inputs, provider)
         : undefined;
 
     if (inputs.logout) {
@@ -42,11 +44,12 @@ export async function run(): Promise<void> {
         store,
         timeout: inputs.timeout,
         maxAttempts: inputs['max-attempts'],
-        onSecret: maskValue,
+        now: deps.now,
+        onSecret: (value) => maskValue(runner, value),
       });
       try {
         const ended = await manager.logout();
-        core.info(ended ? 'Ended the CDSE session.' : 'No CDSE session was left to end.');
+        runner.info(ended ? 'Ended the CDSE session.' : 'No CDSE session was left to end.');
       } finally {
         await manager.close();
       }
@@ -54,14 +57,14 @@ export async function run(): Promise<void> {
       await cache?.clear();
     } else if (refreshedLater && tokenSet) {
       await cache?.save(tokenSet);
-      core.debug('Saved the token set a later step refreshed to the cache.');
+      runner.debug('Saved the token set a later step refreshed to the cache.');
     }
   } catch (error) {
-    core.warning(
+    runner.warning(
       `cdse-auth post step: ${oneLine(error instanceof Error ? error.message : String(error))}`,
     );
   } finally {
     await removeSessionDir(session.dir);
-    core.debug('Removed the credentials file.');
+    runner.debug('Removed the credentials file.');
   }
 }

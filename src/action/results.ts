@@ -1,6 +1,6 @@
-import * as core from '@actions/core';
 import type { TokenSet } from '../auth/index.ts';
 import type { Inputs } from './inputs.ts';
+import type { Runner } from './runner.ts';
 import type { SessionDir } from './session-dir.ts';
 
 export type GrantOutput = 'password' | 'refresh_token' | 'client_credentials' | 'cache';
@@ -16,31 +16,31 @@ export interface Result {
 }
 
 /** Registers every token with the runner's masker. Call before anything prints. */
-export function maskTokens(tokenSet: TokenSet): void {
-  core.setSecret(tokenSet.accessToken);
-  core.setSecret(tokenSet.authorizationHeader);
-  if (tokenSet.refreshToken) core.setSecret(tokenSet.refreshToken);
+export function maskTokens(runner: Runner, tokenSet: TokenSet): void {
+  runner.setSecret(tokenSet.accessToken);
+  runner.setSecret(tokenSet.authorizationHeader);
+  if (tokenSet.refreshToken) runner.setSecret(tokenSet.refreshToken);
 }
 
-export function setOutputs(result: Result, inputs: Inputs): void {
+export function setOutputs(runner: Runner, result: Result, inputs: Inputs): void {
   const { tokenSet } = result;
-  core.setOutput('access-token', tokenSet.accessToken);
-  core.setOutput('token-type', tokenSet.tokenType);
-  core.setOutput('expires-at', tokenSet.expiresAt.toISOString());
-  core.setOutput('grant', result.grant);
-  core.setOutput('cache-hit', String(result.cacheHit));
-  core.setOutput('credentials-file', result.session.credentialsFile);
+  runner.setOutput('access-token', tokenSet.accessToken);
+  runner.setOutput('token-type', tokenSet.tokenType);
+  runner.setOutput('expires-at', tokenSet.expiresAt.toISOString());
+  runner.setOutput('grant', result.grant);
+  runner.setOutput('cache-hit', String(result.cacheHit));
+  runner.setOutput('credentials-file', result.session.credentialsFile);
   if (inputs['output-refresh-token'] && tokenSet.refreshToken) {
-    core.setOutput('refresh-token', tokenSet.refreshToken);
+    runner.setOutput('refresh-token', tokenSet.refreshToken);
   }
 }
 
-export function exportEnvironment(result: Result): void {
-  core.exportVariable('CDSE_ACCESS_TOKEN', result.tokenSet.accessToken);
-  core.exportVariable('CDSE_TOKEN_EXPIRES_AT', result.tokenSet.expiresAt.toISOString());
-  core.exportVariable('CDSE_TOKEN_URL', result.tokenUrl);
-  core.exportVariable('CDSE_CREDENTIALS_FILE', result.session.credentialsFile);
-  core.addPath(result.session.binDir);
+export function exportEnvironment(runner: Runner, result: Result): void {
+  runner.exportVariable('CDSE_ACCESS_TOKEN', result.tokenSet.accessToken);
+  runner.exportVariable('CDSE_TOKEN_EXPIRES_AT', result.tokenSet.expiresAt.toISOString());
+  runner.exportVariable('CDSE_TOKEN_URL', result.tokenUrl);
+  runner.exportVariable('CDSE_CREDENTIALS_FILE', result.session.credentialsFile);
+  runner.addPath(result.session.binDir);
 }
 
 const GRANT_TEXT: Record<GrantOutput, string> = {
@@ -51,38 +51,38 @@ const GRANT_TEXT: Record<GrantOutput, string> = {
 };
 
 /** The job summary: what happened, never a secret (no token, user name or file path). */
-export async function writeSummary(result: Result, cacheNote: string): Promise<void> {
-  if (!process.env.GITHUB_STEP_SUMMARY) return;
+export async function writeSummary(
+  runner: Runner,
+  result: Result,
+  cacheNote: string,
+): Promise<void> {
   const refresh = result.tokenSet.refreshToken
     ? (result.tokenSet.refreshExpiresAt?.toISOString() ?? 'no expiry')
     : 'none';
-  await core.summary
-    .addHeading('CDSE login', 3)
-    .addTable([
-      [
-        { data: 'Grant', header: true },
-        { data: 'Access token expires', header: true },
-        { data: 'Refresh until', header: true },
-        { data: 'Cache', header: true },
-        { data: 'Session', header: true },
-        { data: 'Token requests', header: true },
-      ],
-      [
-        // A refresh grant renews either the given refresh-token or the session the cache held.
-        result.grant === 'refresh_token' && result.cacheHit
-          ? 'refreshed the cached login (refresh token)'
-          : GRANT_TEXT[result.grant],
+  // A refresh grant renews either the given refresh-token or the session the cache held.
+  const grant =
+    result.grant === 'refresh_token' && result.cacheHit
+      ? 'refreshed the cached login (refresh token)'
+      : GRANT_TEXT[result.grant];
+  const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  await runner.appendSummary(
+    [
+      '### CDSE login',
+      '',
+      row(['Grant', 'Access token expires', 'Refresh until', 'Cache', 'Session', 'Token requests']),
+      row(['---', '---', '---', '---', '---', '---:']),
+      row([
+        grant,
         result.tokenSet.expiresAt.toISOString(),
         refresh,
         cacheNote,
         // Keycloak's session id: names which of the user's sessions this job used, reveals nothing.
         result.tokenSet.sessionId ?? 'unknown',
         String(result.requests),
-      ],
-    ])
-    .addRaw(
-      `Token endpoint: ${new URL(result.tokenUrl).host}. Later steps: <code>cdse-auth token</code>.`,
-      true,
-    )
-    .write();
+      ]),
+      '',
+      `Token endpoint: ${new URL(result.tokenUrl).host}. Later steps: \`cdse-auth token\`.`,
+      '',
+    ].join('\n'),
+  );
 }

@@ -10,9 +10,9 @@ export interface SessionDir {
   binDir: string;
 }
 
-export async function createSessionDir(): Promise<SessionDir> {
+export async function createSessionDir(env: NodeJS.ProcessEnv): Promise<SessionDir> {
   // mkdtemp makes the folder 0700 with a random name: no user or secret in the path.
-  const dir = await mkdtemp(join(process.env.RUNNER_TEMP || tmpdir(), 'cdse-auth-'));
+  const dir = await mkdtemp(join(env.RUNNER_TEMP || tmpdir(), 'cdse-auth-'));
   const binDir = join(dir, 'bin');
   await writeLaunchers(binDir);
   return { dir, credentialsFile: join(dir, 'credentials.json'), binDir };
