@@ -278,6 +278,15 @@ describe('token responses', () => {
 });
 
 describe('faults and retries', () => {
+  // Waits are recorded, not slept: the tests take milliseconds and still see every backoff.
+  let waits: number[] = [];
+  const sleep = async (ms: number) => {
+    waits.push(ms);
+  };
+  beforeEach(() => {
+    waits = [];
+  });
+
   test('wrong password: exactly one request, a clear error without the password', async () => {
     const m = manager(new PasswordAuth('alice', 'wrong-password-xyz'));
     await assert.rejects(m.getTokenSet(), (e: Error) => {
@@ -287,6 +296,8 @@ describe('faults and retries', () => {
       assert.equal(e.attempts, 1);
       assert.match(e.message, /rejected the credentials/);
       assert.doesNotMatch(e.message, /wrong-password-xyz/);
+      // Keycloak answers a missing TOTP code like a wrong password: the hint says so.
+      assert.match((e as InvalidCredentialsError).hint ?? '', /TOTP secret/);
       return true;
     });
     // And the manager never sends it again.
@@ -306,11 +317,21 @@ describe('faults and retries', () => {
     assert.equal(server.counts.client_credentials, 1);
   });
 
+  test('a rejected password with a TOTP secret gets no two-factor hint', async () => {
+    const m = manager(
+      new PasswordAuth('alice', 'wrong-password-xyz', { totpSecret: TOTP_SECRET, now }),
+    );
+    await assert.rejects(m.getTokenSet(), (e: Error) => {
+      assert.ok(e instanceof InvalidCredentialsError);
+      assert.equal(e.hint, undefined);
+      return true;
+    });
+  });
+
   test('429 with Retry-After is waited out and recovered', async () => {
     server.inject({ kind: 'status', status: 429, retryAfter: '1' });
-    const started = Date.now();
-    await manager(alice()).getTokenSet();
-    assert.ok(Date.now() - started >= 950, 'waited for Retry-After');
+    await manager(alice(), { sleep }).getTokenSet();
+    assert.deepEqual(waits, [1000], 'waited exactly what Retry-After asked');
     assert.equal(server.counts.password, 2);
   });
 
@@ -320,13 +341,15 @@ describe('faults and retries', () => {
       { kind: 'reset' },
       { kind: 'status', status: 502 },
     );
-    await manager(alice(), { maxAttempts: 4 }).getTokenSet();
+    await manager(alice(), { maxAttempts: 4, sleep, random: () => 0.5 }).getTokenSet();
     assert.equal(server.counts.password, 4);
+    // Exponential backoff with jitter in the upper half: 250, 500, 1000 ms ceilings.
+    assert.deepEqual(waits, [187.5, 375, 750]);
   });
 
   test('retries are bounded: the last status and the attempts are reported', async () => {
     server.inject(...Array.from({ length: 3 }, () => ({ kind: 'status' as const, status: 503 })));
-    await assert.rejects(manager(alice(), { maxAttempts: 3 }).getTokenSet(), (e: Error) => {
+    await assert.rejects(manager(alice(), { maxAttempts: 3, sleep }).getTokenSet(), (e: Error) => {
       assert.ok(e instanceof TokenEndpointError);
       assert.equal(e.status, 503);
       assert.equal(e.attempts, 3);
@@ -344,17 +367,33 @@ describe('faults and retries', () => {
 
   test('a slow server hits the timeout, which is retried', async () => {
     server.inject({ kind: 'delay', ms: 1500 });
-    await manager(alice(), { timeout: 1 }).getTokenSet();
+    await manager(alice(), { timeout: 1, sleep }).getTokenSet();
     assert.equal(server.counts.password, 2);
   });
 
   test('an unreachable endpoint fails with a clear error after the attempts', async () => {
-    const m = new TokenManager(alice(), { tokenUrl: 'http://127.0.0.1:9/token', maxAttempts: 2 });
+    const m = new TokenManager(alice(), {
+      tokenUrl: 'http://127.0.0.1:9/token',
+      maxAttempts: 2,
+      sleep,
+    });
     managers.push(m);
     await assert.rejects(
       m.getTokenSet(),
       /Could not reach 127\.0\.0\.1:9: ECONNREFUSED \(after 2 attempts\)/,
     );
+  });
+
+  test('a host name that does not resolve is not retried', async () => {
+    // .invalid never resolves (RFC 6761); the resolver answers at once, without the network.
+    const m = new TokenManager(alice(), {
+      tokenUrl: 'https://identity.cdse-auth.invalid/token',
+      maxAttempts: 5,
+      sleep,
+    });
+    managers.push(m);
+    await assert.rejects(m.getTokenSet(), /ENOTFOUND \(after 1 attempt\)\. Check the host name/);
+    assert.deepEqual(waits, []);
   });
 });
 
@@ -372,10 +411,12 @@ describe('concurrency and sessions', () => {
   test('logout ends the server session and clears the store', async () => {
     const store = new MemoryTokenStore();
     const m = manager(alice(), { store });
-    await m.getTokenSet();
-    const sessions = server.activeSessions();
+    const { accessToken } = await m.getTokenSet();
+    // This test's own session, not a count other tests' sessions could change.
+    const session = server.sessionOf(accessToken) as string;
+    assert.equal(server.sessionInfo(session)?.active, true);
     assert.equal(await m.logout(), true);
-    assert.equal(server.activeSessions(), sessions - 1);
+    assert.equal(server.sessionInfo(session)?.active, false);
     assert.equal(await store.load(), undefined);
     assert.equal(server.requests.at(-1)?.path.endsWith('/logout'), true);
     assert.equal(await m.logout(), false, 'nothing left to end');

@@ -8,6 +8,10 @@ export interface HttpOptions {
   timeoutMs: number;
   /** Requests made at most for one operation (retryable faults only). */
   maxAttempts: number;
+  /** Waits between attempts; tests pass one that records instead of waiting. */
+  sleep?: (ms: number) => Promise<unknown>;
+  /** The backoff's jitter, in [0, 1). */
+  random?: () => number;
 }
 
 export interface FormResponse {
@@ -61,8 +65,6 @@ export interface HttpRequest {
 }
 
 export interface RetryOptions extends HttpOptions {
-  /** Waits between attempts; tests pass one that records instead of waiting. */
-  sleep?: (ms: number) => Promise<unknown>;
   /** The error for a server that never answered; the default names the token endpoint. */
   unreachable?: (message: string, attempts: number) => Error;
 }
@@ -87,15 +89,17 @@ export async function sendWithRetry(
         attempt >= options.maxAttempts ||
         (retryAfter !== undefined && retryAfter * 1000 > MAX_RETRY_AFTER_MS);
       if (giveUp) return { ...response, attempts: attempt, retryAfter };
-      delayMs = retryAfter !== undefined ? retryAfter * 1000 : backoff(attempt);
+      delayMs = retryAfter !== undefined ? retryAfter * 1000 : backoff(attempt, options.random);
     } catch (error) {
-      if (attempt >= options.maxAttempts) {
-        const message = `Could not reach ${new URL(url).host}: ${describeNetworkError(error)} (after ${attempt} attempt${attempt === 1 ? '' : 's'}).`;
+      const permanent = permanentFault(error);
+      if (attempt >= options.maxAttempts || permanent) {
+        const tries = `after ${attempt} attempt${attempt === 1 ? '' : 's'}`;
+        const message = `Could not reach ${new URL(url).host}: ${describeNetworkError(error)} (${tries}).${permanent ? ` ${permanent}` : ''}`;
         throw options.unreachable
           ? options.unreachable(message, attempt)
           : new TokenEndpointError(message, { attempts: attempt });
       }
-      delayMs = backoff(attempt);
+      delayMs = backoff(attempt, options.random);
     }
     await wait(delayMs);
   }
@@ -131,9 +135,35 @@ async function send(url: string, init: HttpRequest, options: HttpOptions) {
   };
 }
 
-function backoff(attempt: number): number {
+function backoff(attempt: number, random: () => number = Math.random): number {
   const ceiling = Math.min(MAX_BACKOFF_MS, BASE_DELAY_MS * 2 ** (attempt - 1));
-  return ceiling / 2 + Math.random() * (ceiling / 2);
+  return ceiling / 2 + random() * (ceiling / 2);
+}
+
+const errorCode = (error: unknown): string | undefined =>
+  (error as { code?: string })?.code ?? (error as { cause?: { code?: string } })?.cause?.code;
+
+// A name that does not resolve or a certificate that is not trusted fails the same way every
+// time: say what to check instead of retrying it for half a minute.
+const TLS_CODES = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
+/** What to check, for a fault that retrying cannot fix; undefined for one it might. */
+function permanentFault(error: unknown): string | undefined {
+  const code = errorCode(error);
+  if (code === 'ENOTFOUND') return 'Check the host name in the URL (not retried).';
+  if (code && TLS_CODES.has(code)) {
+    return 'The server\'s TLS certificate is not trusted here: a proxy that inspects TLS needs its CA in NODE_EXTRA_CA_CERTS (not retried).';
+  }
+  return undefined;
 }
 
 /** `Retry-After` as seconds from now: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
@@ -148,7 +178,7 @@ export function parseRetryAfter(value: string | string[] | undefined): number | 
 function describeNetworkError(error: unknown): string {
   if (error instanceof Error) {
     if (error.name === 'TimeoutError') return 'the request timed out';
-    const code = (error as { code?: string }).code ?? (error.cause as { code?: string })?.code;
+    const code = errorCode(error);
     return code ? `${code}` : error.message;
   }
   return String(error);

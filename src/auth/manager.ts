@@ -31,6 +31,10 @@ export interface TokenManagerOptions {
   maxAttempts?: number;
   /** Clock in ms; tests move it. */
   now?: () => number;
+  /** Waits between retries; tests pass one that does not wait. */
+  sleep?: (ms: number) => Promise<unknown>;
+  /** The retries' jitter, in [0, 1). */
+  random?: () => number;
   /**
    * Called with every secret before it is sent (password, TOTP code, client secret, refresh
    * token) and every token before it is stored or returned, so that a front end can register it
@@ -98,6 +102,8 @@ export class TokenManager {
     this.#http = {
       timeoutMs: (options.timeout ?? 30) * 1000,
       maxAttempts: options.maxAttempts ?? 5,
+      ...(options.sleep && { sleep: options.sleep }),
+      ...(options.random && { random: options.random }),
     };
     this.#now = options.now ?? Date.now;
     this.#onSecret = options.onSecret ?? (() => {});
@@ -277,10 +283,15 @@ export class TokenManager {
         details === 'unauthorized_client'
       ) {
         const what = details === 'invalid_grant' ? 'credentials' : 'client id or client secret';
+        // Keycloak answers a missing or wrong TOTP code exactly like a wrong password.
+        const hint =
+          grant === 'password' && !provider.usesTotp
+            ? 'If the account has two-factor authentication, give its TOTP secret too (totp-secret; CDSE_TOTP_SECRET for cdse-auth).'
+            : undefined;
         throw this.#reject(
           new InvalidCredentialsError(
             `The identity server rejected the ${what}: ${details}${error.errorDescription ? ` (${error.errorDescription})` : ''}. Not retried, to avoid locking the account.`,
-            error,
+            { ...error, ...(hint && { hint }) },
           ),
         );
       }

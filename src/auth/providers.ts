@@ -13,6 +13,10 @@ export abstract class AuthProvider {
   abstract readonly clientId: string;
   /** Whether `grantData()` can log in again after the session has ended. */
   abstract readonly canReauthenticate: boolean;
+  /** Whether the grant carries a TOTP code (a two-factor account's password login). */
+  get usesTotp(): boolean {
+    return false;
+  }
   /** Form fields for the token request that starts a session. */
   abstract grantData(): Record<string, string>;
   /** Values that must never appear in a log line or an error message. */
@@ -81,6 +85,10 @@ export class PasswordAuth extends AuthProvider {
 
   secrets(): string[] {
     return [this.#password, this.#totp, this.#totpSecret].filter((s): s is string => !!s);
+  }
+
+  override get usesTotp(): boolean {
+    return this.#totp !== undefined || this.#generator !== undefined;
   }
 
   // Keycloak refuses a code whose time step was already used, but accepts the next step's code

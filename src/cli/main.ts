@@ -442,9 +442,10 @@ function maskerFor(deps: CliDeps): ((value: string) => void) | undefined {
 
 /** What to do about an error, in this front end's words. */
 function hintFor(error: CdseAuthError, env: NodeJS.ProcessEnv, stored?: TokenSet): string {
-  if (!(error instanceof NotLoggedIn || error.name === 'SessionExpiredError') || !error.hint) {
-    return '';
+  if (!(error instanceof NotLoggedIn || error.name === 'SessionExpiredError')) {
+    return error.hint ?? '';
   }
+  if (!error.hint) return '';
   // A client-credentials session has no refresh token: only the client secret renews it.
   if (stored && !stored.refreshToken) {
     return 'Set CDSE_CLIENT_SECRET (with CDSE_CLIENT_ID) to renew it, or run `cdse-auth login`.';
