@@ -40,7 +40,8 @@ export const SECRET_FIELDS = [
   'clientSecret',
 ] as const;
 
-const FAMILY: Record<GrantType, CredentialField[]> = {
+/** The credential fields that belong to each grant. */
+const GRANT_FIELDS: Record<GrantType, CredentialField[]> = {
   password: ['username', 'password', 'totp', 'totpSecret'],
   client_credentials: ['clientSecret'],
   refresh_token: ['refreshToken'],
@@ -55,13 +56,15 @@ export function providerFromCredentials(
   grant: GrantChoice = 'auto',
   label: (field: CredentialField | 'grant') => string = (field) => field,
 ): AuthProvider {
-  const set = (field: CredentialField) => !!credentials[field];
+  const isSet = (field: CredentialField) => !!credentials[field];
   const names = (fields: CredentialField[]) => fields.map(label).join(', ');
   let chosen: GrantType;
   if (grant === 'auto') {
-    const present = (Object.keys(FAMILY) as GrantType[]).filter((g) => FAMILY[g].some(set));
+    const present = (Object.keys(GRANT_FIELDS) as GrantType[]).filter((g) =>
+      GRANT_FIELDS[g].some(isSet),
+    );
     if (present.length > 1) {
-      const fields = present.flatMap((g) => FAMILY[g].filter(set));
+      const fields = present.flatMap((g) => GRANT_FIELDS[g].filter(isSet));
       throw new ConfigurationError(
         `Credentials for more than one grant are set (${names(fields)}): set only one kind, or choose one with ${label('grant')}.`,
       );
@@ -78,7 +81,7 @@ export function providerFromCredentials(
   }
 
   const require = (...fields: CredentialField[]) => {
-    const missing = fields.filter((f) => !set(f));
+    const missing = fields.filter((f) => !isSet(f));
     if (missing.length) {
       throw new ConfigurationError(`The ${chosen} grant needs ${names(missing)}.`);
     }
@@ -87,7 +90,7 @@ export function providerFromCredentials(
   switch (chosen) {
     case 'password':
       require('username', 'password');
-      if (set('totp') && set('totpSecret')) {
+      if (isSet('totp') && isSet('totpSecret')) {
         throw new ConfigurationError(`Set ${label('totp')} or ${label('totpSecret')}, not both.`);
       }
       try {
@@ -100,7 +103,7 @@ export function providerFromCredentials(
         // Only the 2FA value can be malformed here, and only one of the two is set: name it.
         if (!(error instanceof ConfigurationError)) throw error;
         throw new ConfigurationError(
-          `${label(set('totpSecret') ? 'totpSecret' : 'totp')}: ${error.message}`,
+          `${label(isSet('totpSecret') ? 'totpSecret' : 'totp')}: ${error.message}`,
         );
       }
     case 'client_credentials':
