@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
-import { REPO_ROOT, run } from './runner.ts';
+import { REPO_ROOT, readActionYaml, run } from './runner.ts';
 
 async function files(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
@@ -43,4 +43,21 @@ test('dist/ is exactly what the build makes from the committed sources', {
   } finally {
     await rm(out, { recursive: true, force: true });
   }
+});
+
+test("action.yml's steps and everything they load at run time are committed files", async () => {
+  const listed = await run('git', ['ls-files', 'dist'], {
+    env: { PATH: process.env.PATH ?? '' },
+    cwd: REPO_ROOT,
+  });
+  assert.equal(listed.code, 0, listed.stderr);
+  const tracked = new Set(listed.stdout.split('\n').filter(Boolean));
+  const action = await readActionYaml();
+  const needed = [action.runs.main, action.runs.post ?? '', 'dist/cli/index.js'];
+  // The entries load the shared bundle, and it its chunks, by relative path at run time.
+  for (const file of await files(join(REPO_ROOT, 'dist', 'shared'))) {
+    if (file.endsWith('.js')) needed.push(`dist/shared/${file}`);
+  }
+  for (const file of needed) assert.ok(tracked.has(file), `${file} is not committed`);
+  assert.ok(needed.length > 4);
 });
