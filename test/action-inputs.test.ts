@@ -1,18 +1,22 @@
 // Bad action inputs, in-process through the main step's run(deps) seam with a recording runner:
 // one error line that names the input, no secret in it, nothing sent, nothing created. A few of
-// these rows also run against the built dist/ in test/action.test.ts.
+// these rows also run against the built dist/ in test/action-failures.test.ts.
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { run } from '../src/action/main.ts';
-import { actionInputs, RecordingRunner, stepDeps } from './fixtures.ts';
+import {
+  actionInputs,
+  JOB_PASSWORD as PASSWORD,
+  RecordingRunner,
+  ROBOT,
+  stepDeps,
+  JOB_USER as USER,
+} from './fixtures.ts';
 import { IdentityServer, randomBase32Secret } from './servers/identity-server.ts';
 
-const USER = 'ada@example.com';
-const PASSWORD = 'c0rrect horse%battery=staple&42';
-const ROBOT = { clientId: 'sh-robot-7', clientSecret: 'robot-secret-5f1e2d3c4b5a' };
 const totpSecret = randomBase32Secret();
 
 let server: IdentityServer;

@@ -6,18 +6,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { inspect } from 'node:util';
 import { CdseAuthError, PasswordAuth, TokenManager } from '../src/auth/index.ts';
+import { assertNoStackTrace, cliLogin, describeStep, errorLines, saidLines } from './fixtures.ts';
 import {
-  assertNoStackTrace,
   assertOnlyCommands,
+  attackScenario,
   cliStep,
-  describeStep,
-  errorLines,
   HOSTILE_PASSWORD,
   HOSTILE_USER,
   passwordForms,
   rawLeak,
-  saidLines,
-  scenario,
 } from './hostile.ts';
 import { assertNoLeaks } from './leaks.ts';
 import type { Fault } from './servers/identity-server.ts';
@@ -66,7 +63,7 @@ function assertNoRawLeak(text: string, where: string): void {
 describe('echoed secrets: main step', { concurrency: 4 }, () => {
   for (const { name, fault } of ECHOES) {
     test(name, async (t) => {
-      const { server, job } = await scenario(t, USERS, () => ({
+      const { server, job } = await attackScenario(t, USERS, () => ({
         username: HOSTILE_USER,
         password: HOSTILE_PASSWORD,
         'max-attempts': '1',
@@ -94,13 +91,10 @@ describe('echoed secrets: main step', { concurrency: 4 }, () => {
 describe('echoed secrets: cdse-auth', { concurrency: 4 }, () => {
   for (const { name, fault } of ECHOES) {
     test(name, async (t) => {
-      const { server, job } = await scenario(t, USERS, () => ({}));
+      const { server, job } = await attackScenario(t, USERS, () => ({}));
       server.inject({ ...fault, on: 'password' });
       const step = await cliStep(job, ['token'], {
-        CDSE_USERNAME: HOSTILE_USER,
-        CDSE_PASSWORD: HOSTILE_PASSWORD,
-        CDSE_TOKEN_URL: server.tokenUrl,
-        CDSE_CREDENTIALS_FILE: `${job.runnerTemp}/credentials.json`,
+        ...cliLogin(server, job, HOSTILE_USER, HOSTILE_PASSWORD),
         CDSE_MAX_ATTEMPTS: '1',
       });
       assert.equal(step.code, 1, describeStep(step));
@@ -120,7 +114,7 @@ describe('echoed secrets: cdse-auth', { concurrency: 4 }, () => {
 describe('echoed secrets: the library error', { concurrency: 4 }, () => {
   for (const { name, fault } of ECHOES) {
     test(name, async (t) => {
-      const { server } = await scenario(t, USERS, () => ({}));
+      const { server } = await attackScenario(t, USERS, () => ({}));
       server.inject({ ...fault, on: 'password' });
       const manager = new TokenManager(new PasswordAuth(HOSTILE_USER, HOSTILE_PASSWORD), {
         tokenUrl: server.tokenUrl,

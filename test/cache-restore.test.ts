@@ -10,6 +10,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { extractSealedMember } from '../src/action/archive.ts';
 import { ENTRY_PATH } from '../src/action/cache-store.ts';
 import { tar, zstd } from './archives.ts';
+import { mainOk } from './fixtures.ts';
 import { displayedLines } from './leaks.ts';
 import { Job, SYSTEM_PATH } from './runner.ts';
 import { CacheServer } from './servers/cache-server.ts';
@@ -61,12 +62,6 @@ async function job(protocol: 'v1' | 'v2', path: string, env: Record<string, stri
   });
   jobs.push(created);
   return created;
-}
-
-async function mainOk(j: Job) {
-  const result = await j.runMain();
-  assert.equal(result.code, 0, `main failed:\n${result.stdout}\n${result.stderr}`);
-  return result;
 }
 
 /** A folder whose `tar` logs its arguments to `marker`, then runs the real tar. */

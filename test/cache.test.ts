@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
+import { expireStoredAccess, mainOk, readStored, refreshTokenFrom } from './fixtures.ts';
 import { assertNoLeaks } from './leaks.ts';
 import { Job, type JobOptions } from './runner.ts';
 import { CacheServer } from './servers/cache-server.ts';
@@ -56,12 +57,6 @@ async function job(
   });
   jobs.push(created);
   return created;
-}
-
-async function mainOk(j: Job) {
-  const result = await j.runMain();
-  assert.equal(result.code, 0, `main failed:\n${result.stdout}\n${result.stderr}`);
-  return result;
 }
 
 const saves = () => cache.requests.filter((r) => /CreateCacheEntry|v1:reserve/.test(r.api)).length;
@@ -132,7 +127,7 @@ describe('one login serves the workflow', () => {
   test('a token refreshed by a later step is saved by the post step', async () => {
     const j = await job();
     const main = await mainOk(j);
-    await expireCredentialsFile(main.outputs['credentials-file'] as string); // an hour passes
+    await expireStoredAccess(main.outputs['credentials-file'] as string, -1); // an hour passes
     const later = await j.runStep('cdse-auth', ['token']);
     assert.equal(later.code, 0, later.stderr);
     assert.equal(identity.counts.refresh_token, 1);
@@ -232,18 +227,7 @@ describe('what the cache holds', () => {
 });
 
 test('refresh-token logins of two accounts sharing a cache-secret never share an entry', async () => {
-  const refreshTokenOf = async (username: string) => {
-    const response = await fetch(identity.tokenUrl, {
-      method: 'POST',
-      body: new URLSearchParams({
-        grant_type: 'password',
-        client_id: 'cdse-public',
-        username,
-        password: PASSWORD,
-      }),
-    });
-    return ((await response.json()) as { refresh_token: string }).refresh_token;
-  };
+  const refreshTokenOf = (username: string) => refreshTokenFrom(identity, username, PASSWORD);
   const refreshOnly = (token: string) => ({ username: '', password: '', 'refresh-token': token });
   const alice = await mainOk(await job({ inputs: refreshOnly(await refreshTokenOf('alice')) }));
   assert.equal(alice.outputs.grant, 'refresh_token');
@@ -337,20 +321,11 @@ describe('cache faults never fail or stall the job', { concurrency: true }, () =
 
 // --- helpers --------------------------------------------------------------------------------
 
-/** Moves the access expiry in a job's credentials file into the past, as if time had passed. */
-async function expireCredentialsFile(path: string): Promise<void> {
-  const { readFile, writeFile } = await import('node:fs/promises');
-  const file = JSON.parse(await readFile(path, 'utf8'));
-  file.tokenSet.expiresAt = new Date(Date.now() - 1000).toISOString();
-  await writeFile(path, JSON.stringify(file));
-}
-
 async function lastRefreshToken(j: Job): Promise<string | undefined> {
-  const { readFile } = await import('node:fs/promises');
   const file = j.steps[0]?.outputs['credentials-file'];
   if (!file) return undefined;
   try {
-    return JSON.parse(await readFile(file, 'utf8')).tokenSet.refreshToken;
+    return (await readStored(file)).tokenSet.refreshToken;
   } catch {
     return undefined; // the post step removed it
   }

@@ -2,122 +2,30 @@
 // (test/runner.ts: each step a child process), against the test identity server, with refresh
 // token rotation on and off. Run `npm run build` after changing src/: these tests run dist/.
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, type TestContext, test } from 'node:test';
+import { describe, test } from 'node:test';
+import {
+  assertOk,
+  assertSessionOverLine,
+  editStored,
+  exists,
+  expireStoredAccess,
+  loggedIn,
+  SESSION_PASSWORD as PASSWORD,
+  ROTATIONS,
+  readStored,
+  refreshAt,
+  rotationName,
+  SESSION_LOGIN_ENV,
+  saidLines,
+  secretsOf,
+  sendsOf,
+  until,
+} from './fixtures.ts';
 import { assertNoLeaks } from './leaks.ts';
-import { Job, type StepResult } from './runner.ts';
-import { IdentityServer, type IdentityServerOptions } from './servers/identity-server.ts';
-
-const USER = 'lin@example.com';
-const PASSWORD = 'p4ss word%with=odd&chars';
-const ROTATIONS = [false, true] as const;
-const rotationName = (rotate: boolean) => (rotate ? 'rotation on' : 'rotation off');
-
-interface StoredFile {
-  version: number;
-  tokenSet: {
-    accessToken: string;
-    refreshToken?: string;
-    expiresAt: string;
-    refreshExpiresAt?: string;
-    sessionId?: string;
-  };
-  meta?: Record<string, unknown>;
-}
-
-const readStored = async (path: string) => JSON.parse(await readFile(path, 'utf8')) as StoredFile;
-
-/** Rewrites the credentials file as time passing would leave it; the file keeps mode 0600. */
-async function editStored(path: string, edit: (stored: StoredFile) => void): Promise<StoredFile> {
-  const stored = await readStored(path);
-  edit(stored);
-  await writeFile(path, JSON.stringify(stored));
-  assert.equal((await stat(path)).mode & 0o777, 0o600);
-  return stored;
-}
-
-const expireAccess = (path: string, secondsLeft = -60) =>
-  editStored(path, (s) => {
-    s.tokenSet.expiresAt = new Date(Date.now() + secondsLeft * 1000).toISOString();
-  });
-
-interface Scenario {
-  server: IdentityServer;
-  job: Job;
-  main: StepResult;
-  /** The job's credentials file (CDSE_CREDENTIALS_FILE). */
-  file: string;
-}
-
-/** A fresh server and job whose main step has logged in with the password grant. */
-async function loggedIn(
-  t: TestContext,
-  serverOptions: IdentityServerOptions,
-  inputs: Record<string, string> = {},
-): Promise<Scenario> {
-  const server = await IdentityServer.start({
-    users: [{ username: USER, password: PASSWORD }],
-    ...serverOptions,
-  });
-  const job = await Job.create({
-    inputs: {
-      'token-url': server.tokenUrl,
-      cache: 'false',
-      username: USER,
-      password: PASSWORD,
-      ...inputs,
-    },
-  });
-  t.after(async () => {
-    await job.cleanup();
-    await server.close();
-  });
-  const main = await job.runMain();
-  assertOk(main, 'main');
-  assert.equal(server.counts.password, 1);
-  assert.equal(server.counts.total, 1);
-  const file = job.exportedEnv.CDSE_CREDENTIALS_FILE ?? '';
-  assert.ok(file, 'main exported CDSE_CREDENTIALS_FILE');
-  return { server, job, main, file };
-}
-
-function assertOk(step: StepResult, what: string): void {
-  assert.equal(step.code, 0, `${what} exited ${step.code}:\n${step.stdout}\n${step.stderr}`);
-  assert.doesNotMatch(`${step.stdout}\n${step.stderr}`, /^::error/m, `${what} printed an error`);
-}
-
-/** stderr without the runner's mask commands: what a person reads in the log. */
-const shownLines = (step: Pick<StepResult, 'stderr'>) =>
-  step.stderr.split(/\r?\n/).filter((l) => l !== '' && !l.startsWith('::add-mask::'));
-
-/**
- * The step failed (exit 1) with one `cdse-auth:` line, and no token on stdout. In a workflow a
- * session that cannot be carried on says how to fix it: pass credentials, or offline_access.
- */
-function assertSessionOverLine(step: StepResult, what: string): string {
-  assert.equal(step.code, 1, `${what} exited ${step.code}:\n${step.stderr}`);
-  assert.equal(step.stdout, '', `${what} printed no token`);
-  const lines = shownLines(step);
-  assert.equal(lines.length, 1, `${what} says one line:\n${lines.join('\n')}`);
-  const line = lines[0] ?? '';
-  assert.match(line, /^cdse-auth: /);
-  assert.match(line, /pass-credentials/);
-  assert.match(line, /scope: offline_access/);
-  assert.doesNotMatch(line, /^\s+at /m);
-  return line;
-}
-
-/** Secrets the server saw or issued, for the leak scan. */
-function secretsOf(server: IdentityServer, extra: Array<string | undefined> = []): string[] {
-  const secrets = new Set<string>([PASSWORD]);
-  for (const request of server.requests) {
-    const value = request.form.refresh_token;
-    if (value) secrets.add(value);
-  }
-  for (const value of extra) if (value) secrets.add(value);
-  return [...secrets];
-}
+import type { Job } from './runner.ts';
+import type { IdentityServer } from './servers/identity-server.ts';
 
 const PARALLEL = 16;
 /**
@@ -143,7 +51,7 @@ describe('parallel later steps on an expired access token', { concurrency: true 
   for (const rotate of ROTATIONS) {
     test(`${PARALLEL} cdse-auth token at once renew once; post logout ends it (${rotationName(rotate)})`, async (t) => {
       const { server, job, file } = await loggedIn(t, { rotateRefreshTokens: rotate });
-      const before = await expireAccess(file);
+      const before = await expireStoredAccess(file);
       // The server takes 2 s over the refresh, so that all 16 have started and found the expired
       // token before it is renewed: they meet at the lock rather than one after the other.
       server.inject({ kind: 'delay', ms: 2_000, on: 'refresh_token' });
@@ -194,33 +102,18 @@ describe('parallel later steps on an expired access token', { concurrency: true 
       assert.equal(server.requests.at(-1)?.form.refresh_token, after.tokenSet.refreshToken);
       assert.equal(server.requests.at(-1)?.status, 204);
       assert.equal(server.activeSessions(), 0);
-      assertNoLeaks(job.logs, job.summary, secretsOf(server, [token]), {
+      assertNoLeaks(job.logs, job.summary, secretsOf(server, [PASSWORD, token]), {
         state: [job.stateText],
       });
     });
   }
 });
 
-/** Resolves once `check` holds, polling; fails after `ms`. */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-const exists = (path: string) =>
-  stat(path).then(
-    () => true,
-    () => false,
-  );
-
 describe('a process killed while it renews', { concurrency: true }, () => {
   for (const rotate of ROTATIONS) {
     test(`does not block the next cdse-auth token (${rotationName(rotate)})`, async (t) => {
       const { server, job, file } = await loggedIn(t, { rotateRefreshTokens: rotate });
-      const before = await expireAccess(file);
+      const before = await expireStoredAccess(file);
       // The first refresh hangs at the server: its sender holds the lock meanwhile.
       server.inject({ kind: 'delay', ms: 60_000, on: 'refresh_token' });
       const pidFile = join(job.workspace, 'victim.pid');
@@ -252,9 +145,19 @@ describe('a process killed while it renews', { concurrency: true }, () => {
   }
 });
 
-/** How many requests sent this refresh token (refresh grants and logouts). */
-const sendsOf = (server: IdentityServer, refreshToken: string | undefined) =>
-  server.requests.filter((r) => r.form.refresh_token === refreshToken).length;
+/**
+ * Another holder of the same login (say another job) refreshes first: with rotation on, the
+ * refresh token in the job's file is then stale. The file's access token expires too. Returns
+ * the stale refresh token.
+ */
+async function staleAfterAnotherHolder(server: IdentityServer, file: string) {
+  const stale = (await readStored(file)).tokenSet.refreshToken;
+  const other = await refreshAt(server, stale ?? '');
+  assert.equal(other.status, 200);
+  await other.body?.cancel();
+  await expireStoredAccess(file);
+  return stale;
+}
 
 describe('a dead refresh token is never sent', { concurrency: true }, () => {
   for (const rotate of ROTATIONS) {
@@ -296,20 +199,7 @@ describe('a dead refresh token is never sent', { concurrency: true }, () => {
 
   test('rotation on: a refused refresh token is sent once, by one of 16 processes', async (t) => {
     const { server, job, file } = await loggedIn(t, { rotateRefreshTokens: true });
-    // Another holder of the same login (say another job) refreshes first: with rotation on,
-    // the refresh token in this job's file is now stale.
-    const stale = (await readStored(file)).tokenSet.refreshToken;
-    const other = await fetch(server.tokenUrl, {
-      method: 'POST',
-      body: new URLSearchParams({
-        grant_type: 'refresh_token',
-        client_id: 'cdse-public',
-        refresh_token: stale ?? '',
-      }),
-    });
-    assert.equal(other.status, 200);
-    await other.body?.cancel();
-    await expireAccess(file);
+    const stale = await staleAfterAnotherHolder(server, file);
     assert.equal(sendsOf(server, stale), 1, 'the other holder’s refresh');
 
     const step = await parallelTokens(job);
@@ -325,7 +215,7 @@ describe('a dead refresh token is never sent', { concurrency: true }, () => {
     assert.equal(server.counts.password, 1);
     assert.equal(await exists(file), false, 'a refused session is not kept');
     // Every process said one line; the one that was refused says why, in the workflow's words.
-    const lines = shownLines(step);
+    const lines = saidLines(step.stderr);
     assert.equal(lines.length, PARALLEL, lines.join('\n'));
     for (const line of lines) assert.match(line, /^cdse-auth: /);
     const refused = lines.filter((l) => /refresh token was rejected/.test(l));
@@ -338,23 +228,9 @@ describe('a dead refresh token is never sent', { concurrency: true }, () => {
 
   test('rotation on: with credentials, a refused refresh token is sent once, then a login', async (t) => {
     const { server, job, file } = await loggedIn(t, { rotateRefreshTokens: true });
-    const stale = (await readStored(file)).tokenSet.refreshToken;
-    const other = await fetch(server.tokenUrl, {
-      method: 'POST',
-      body: new URLSearchParams({
-        grant_type: 'refresh_token',
-        client_id: 'cdse-public',
-        refresh_token: stale ?? '',
-      }),
-    });
-    assert.equal(other.status, 200);
-    await other.body?.cancel();
-    await expireAccess(file);
+    const stale = await staleAfterAnotherHolder(server, file);
 
-    const step = await job.runStep('cdse-auth', ['token'], {
-      CDSE_USERNAME: USER,
-      CDSE_PASSWORD: PASSWORD,
-    });
+    const step = await job.runStep('cdse-auth', ['token'], SESSION_LOGIN_ENV);
     assertOk(step, 'cdse-auth token with credentials');
     const token = step.stdout.trim();
     assert.ok(server.accessTokenValid(token));

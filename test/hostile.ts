@@ -1,10 +1,20 @@
-// Helpers of the attack suites (attack*.test.ts, properties.test.ts): what the runner would read
+// Helpers of the attack suites (attack*.test.ts, properties*.test.ts): what the runner would read
 // as a workflow command, how it unescapes command data, and every form a leaked secret can take.
+// What every test shares (scenarios, log lines, step checks) is in fixtures.ts.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { Job, type JobOptions, REPO_ROOT, type StepResult } from './runner.ts';
-import { IdentityServer, type IdentityServerOptions } from './servers/identity-server.ts';
+import fc from 'fast-check';
+import {
+  assertNoStackTrace,
+  describeStep,
+  errorLines,
+  logLines,
+  saidLines,
+  scenario,
+} from './fixtures.ts';
+import { type Job, type JobOptions, REPO_ROOT, type StepResult } from './runner.ts';
+import type { IdentityServer, IdentityServerOptions } from './servers/identity-server.ts';
 
 /**
  * The action under attack: this repository's build, or another folder with action.yml and dist/
@@ -20,6 +30,22 @@ export const CLI = join(ACTION_DIR, 'dist', 'cli', 'index.js');
  */
 export const HOSTILE_PASSWORD = 'Zebra+fish@ocean 7%"q\\ñ-42';
 export const HOSTILE_USER = 'ada@example.com';
+
+/** The login of the attack tests that are not about the password's encodings. */
+export const ATTACK_PASSWORD = 'attack-Password 9%';
+export const ATTACK_USERS = { users: [{ username: HOSTILE_USER, password: ATTACK_PASSWORD }] };
+export const ATTACK_LOGIN = () => ({ username: HOSTILE_USER, password: ATTACK_PASSWORD });
+
+/** What the action may print: mask registrations, its messages and one failure. */
+export const ACTION_COMMANDS = [
+  'add-mask',
+  'debug',
+  'notice',
+  'warning',
+  'error',
+  'group',
+  'endgroup',
+];
 
 /**
  * The runner's unescaping of command data (actions/runner StringEscapingUtil.UnescapeData):
@@ -41,9 +67,6 @@ export function workflowCommand(line: string): string | undefined {
   return undefined;
 }
 
-/** The log lines of a text, split as the runner splits them (`\r`, `\n`, `\r\n`). */
-export const logLines = (text: string): string[] => text.split(/\r\n|\r|\n/).filter(Boolean);
-
 /** Every command line in `text` whose command is not in `allowed`. */
 export function foreignCommands(text: string, allowed: readonly string[]): string[] {
   return logLines(text).filter((line) => {
@@ -62,21 +85,9 @@ export function assertOnlyCommands(step: StepResult, allowed: readonly string[])
   }
 }
 
-export function assertNoStackTrace(step: Pick<StepResult, 'stdout' | 'stderr'>): void {
-  assert.doesNotMatch(`${step.stdout}\n${step.stderr}`, /^\s+at /m, 'a stack trace was printed');
-}
-
-/** Lines that start with `::error` (with or without properties). */
-export const errorLines = (step: Pick<StepResult, 'stdout' | 'stderr'>): string[] =>
-  logLines(`${step.stdout}\n${step.stderr}`).filter((l) => /^\s*::error[\s:]/.test(l));
-
 /** The message of a `::error::` line as the runner shows it. */
 export const errorMessage = (line: string): string =>
   runnerUnescape(line.replace(/^\s*::error[^:]*::/, ''));
-
-/** stderr lines of the CLI that are not mask registrations. */
-export const saidLines = (text: string): string[] =>
-  logLines(text).filter((l) => !l.startsWith('::add-mask::'));
 
 const lowerHex = (s: string) => s.replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase());
 const unicodeAll = (s: string) =>
@@ -113,35 +124,98 @@ export function rawLeak(text: string, secret: string, marker?: string): string |
   );
 }
 
-export interface Scenario {
-  server: IdentityServer;
-  job: Job;
-}
-
-/** A fresh identity server and job for one test, both removed when it ends. */
-export async function scenario(
+/**
+ * A fresh identity server and job for one test (fixtures.ts `scenario`), running the action
+ * under attack.
+ */
+export const attackScenario = (
   t: TestContext,
   serverOptions: IdentityServerOptions,
   inputs: (server: IdentityServer) => Record<string, string>,
   jobOptions: Omit<JobOptions, 'inputs'> = {},
-): Promise<Scenario> {
-  const server = await IdentityServer.start(serverOptions);
-  const job = await Job.create({
-    actionDir: ACTION_DIR,
-    ...jobOptions,
-    inputs: { 'token-url': server.tokenUrl, cache: 'false', ...inputs(server) },
-  });
-  t.after(async () => {
-    await job.cleanup();
-    await server.close();
-  });
-  return { server, job };
-}
+) => scenario(t, serverOptions, inputs, { actionDir: ACTION_DIR, ...jobOptions });
 
 /** The CLI as a later `run:` step of `job` (GITHUB_ACTIONS=true), with `env` on top. */
 export const cliStep = (job: Job, args: string[], env: Record<string, string> = {}) =>
   job.runStep(process.execPath, [CLI, ...args], env);
 
-export function describeStep(step: StepResult): string {
-  return `exit ${step.code}\n--- stdout\n${step.stdout.slice(0, 3000)}\n--- stderr\n${step.stderr.slice(0, 3000)}`;
+/** A later `cdse-auth` step refused the answer: one `cdse-auth:` line, nothing else said. */
+export function assertCliRefused(step: StepResult, field: string): void {
+  assert.equal(step.code, 1, describeStep(step));
+  assert.equal(step.stdout, '', 'nothing on stdout');
+  const said = saidLines(step.stderr);
+  assert.equal(said.length, 1, `one line besides masks:\n${step.stderr}`);
+  assert.match(said[0] ?? '', /^cdse-auth: /);
+  assert.ok(said[0]?.includes(field), `names ${field}: ${said[0]}`);
+  assertOnlyCommands(step, ['add-mask']);
+  assertNoStackTrace(step);
 }
+
+/** The main step failed with one `::error::` line naming `field`, and exported nothing. */
+export function assertMainRefused(main: StepResult, field: RegExp | string): void {
+  assert.equal(main.code, 1, describeStep(main));
+  const errors = errorLines(main);
+  assert.equal(errors.length, 1, `one error line:\n${describeStep(main)}`);
+  const message = errorMessage(errors[0] ?? '');
+  if (typeof field === 'string') assert.ok(message.includes(field), `names ${field}: ${message}`);
+  else assert.match(message, field);
+  assert.doesNotMatch(message, /failed unexpectedly/);
+  assert.deepEqual(main.outputs, {}, 'no outputs');
+  assert.deepEqual(main.env, {}, 'nothing exported to GITHUB_ENV');
+  assert.deepEqual(main.path, [], 'nothing added to PATH');
+  assertOnlyCommands(main, ACTION_COMMANDS);
+  assertNoStackTrace(main);
+}
+
+// Arbitraries of the property tests (properties*.test.ts)
+
+/** Pieces the runner and the redaction care about. */
+export const HOSTILE_PIECES = [
+  '\n',
+  '\r',
+  '\r\n',
+  '%',
+  ':',
+  '#',
+  '[',
+  ']',
+  '0A',
+  '0D',
+  '25',
+  '::',
+  '##[',
+  '%0A',
+  '%0D',
+  '%25',
+  '::error::',
+  '::add-mask::',
+  '##[error]',
+  ' ',
+  '\t',
+  '\0',
+  '\u001b[31m',
+  '\u0085',
+  '\u2028',
+  'é',
+  'ñ',
+  '💥',
+  '\ufeff',
+  '*',
+  '+',
+  '@',
+  '"',
+  '\\',
+  'Bearer ',
+];
+export const hostilePiece = fc.constantFrom(...HOSTILE_PIECES);
+
+/** Text mixing unicode, binary-ish code points and the hostile pieces above. */
+export const hostileText = (maxLength = 40) =>
+  fc.oneof(
+    fc.string({ unit: 'grapheme', maxLength }),
+    fc.string({ unit: 'binary', maxLength }),
+    fc.array(hostilePiece, { maxLength }).map((a) => a.join('')),
+    fc
+      .array(fc.oneof(hostilePiece, fc.string({ unit: 'binary', maxLength: 4 })), { maxLength })
+      .map((a) => a.join('')),
+  );

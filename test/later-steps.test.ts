@@ -3,131 +3,24 @@
 // the session is over. The built action and `cdse-auth` as a workflow runs them (test/runner.ts),
 // with refresh token rotation on and off. Run `npm run build` after changing src/.
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { describe, type TestContext, test } from 'node:test';
+import {
+  assertOk,
+  assertSessionOverLine,
+  exists,
+  expireStoredAccess,
+  loggedIn,
+  SESSION_PASSWORD as PASSWORD,
+  ROTATIONS,
+  readStored,
+  rotationName,
+  SESSION_LOGIN_ENV,
+  saidLines,
+  secretsOf,
+  sendsOf,
+} from './fixtures.ts';
 import { assertNoLeaks } from './leaks.ts';
-import { Job, type StepResult } from './runner.ts';
-import { IdentityServer, type IdentityServerOptions } from './servers/identity-server.ts';
-
-const USER = 'lin@example.com';
-const PASSWORD = 'p4ss word%with=odd&chars';
-const ROTATIONS = [false, true] as const;
-const rotationName = (rotate: boolean) => (rotate ? 'rotation on' : 'rotation off');
-
-interface StoredFile {
-  version: number;
-  tokenSet: {
-    accessToken: string;
-    refreshToken?: string;
-    expiresAt: string;
-    refreshExpiresAt?: string;
-    sessionId?: string;
-  };
-  meta?: Record<string, unknown>;
-}
-
-const readStored = async (path: string) => JSON.parse(await readFile(path, 'utf8')) as StoredFile;
-
-/** Rewrites the credentials file as time passing would leave it; the file keeps mode 0600. */
-async function editStored(path: string, edit: (stored: StoredFile) => void): Promise<StoredFile> {
-  const stored = await readStored(path);
-  edit(stored);
-  await writeFile(path, JSON.stringify(stored));
-  assert.equal((await stat(path)).mode & 0o777, 0o600);
-  return stored;
-}
-
-const expireAccess = (path: string, secondsLeft = -60) =>
-  editStored(path, (s) => {
-    s.tokenSet.expiresAt = new Date(Date.now() + secondsLeft * 1000).toISOString();
-  });
-
-interface Scenario {
-  server: IdentityServer;
-  job: Job;
-  main: StepResult;
-  /** The job's credentials file (CDSE_CREDENTIALS_FILE). */
-  file: string;
-}
-
-/** A fresh server and job whose main step has logged in with the password grant. */
-async function loggedIn(
-  t: TestContext,
-  serverOptions: IdentityServerOptions,
-  inputs: Record<string, string> = {},
-): Promise<Scenario> {
-  const server = await IdentityServer.start({
-    users: [{ username: USER, password: PASSWORD }],
-    ...serverOptions,
-  });
-  const job = await Job.create({
-    inputs: {
-      'token-url': server.tokenUrl,
-      cache: 'false',
-      username: USER,
-      password: PASSWORD,
-      ...inputs,
-    },
-  });
-  t.after(async () => {
-    await job.cleanup();
-    await server.close();
-  });
-  const main = await job.runMain();
-  assertOk(main, 'main');
-  assert.equal(server.counts.password, 1);
-  assert.equal(server.counts.total, 1);
-  const file = job.exportedEnv.CDSE_CREDENTIALS_FILE ?? '';
-  assert.ok(file, 'main exported CDSE_CREDENTIALS_FILE');
-  return { server, job, main, file };
-}
-
-function assertOk(step: StepResult, what: string): void {
-  assert.equal(step.code, 0, `${what} exited ${step.code}:\n${step.stdout}\n${step.stderr}`);
-  assert.doesNotMatch(`${step.stdout}\n${step.stderr}`, /^::error/m, `${what} printed an error`);
-}
-
-/** stderr without the runner's mask commands: what a person reads in the log. */
-const shownLines = (step: Pick<StepResult, 'stderr'>) =>
-  step.stderr.split(/\r?\n/).filter((l) => l !== '' && !l.startsWith('::add-mask::'));
-
-/**
- * The step failed (exit 1) with one `cdse-auth:` line, and no token on stdout. In a workflow a
- * session that cannot be carried on says how to fix it: pass credentials, or offline_access.
- */
-function assertSessionOverLine(step: StepResult, what: string): string {
-  assert.equal(step.code, 1, `${what} exited ${step.code}:\n${step.stderr}`);
-  assert.equal(step.stdout, '', `${what} printed no token`);
-  const lines = shownLines(step);
-  assert.equal(lines.length, 1, `${what} says one line:\n${lines.join('\n')}`);
-  const line = lines[0] ?? '';
-  assert.match(line, /^cdse-auth: /);
-  assert.match(line, /pass-credentials/);
-  assert.match(line, /scope: offline_access/);
-  assert.doesNotMatch(line, /^\s+at /m);
-  return line;
-}
-
-/** Secrets the server saw or issued, for the leak scan. */
-function secretsOf(server: IdentityServer, extra: Array<string | undefined> = []): string[] {
-  const secrets = new Set<string>([PASSWORD]);
-  for (const request of server.requests) {
-    const value = request.form.refresh_token;
-    if (value) secrets.add(value);
-  }
-  for (const value of extra) if (value) secrets.add(value);
-  return [...secrets];
-}
-
-const exists = (path: string) =>
-  stat(path).then(
-    () => true,
-    () => false,
-  );
-
-/** How many requests sent this refresh token (refresh grants and logouts). */
-const sendsOf = (server: IdentityServer, refreshToken: string | undefined) =>
-  server.requests.filter((r) => r.form.refresh_token === refreshToken).length;
 
 describe('later steps inherit the action’s request settings', { concurrency: true }, () => {
   for (const rotate of ROTATIONS) {
@@ -142,12 +35,12 @@ describe('later steps inherit the action’s request settings', { concurrency: t
       assert.equal(stored.meta?.maxAttempts, 1);
       // The server hangs on the next refresh (only that one: a retry would succeed at once).
       server.inject({ kind: 'delay', ms: 60_000, on: 'refresh_token' });
-      await expireAccess(file);
+      await expireStoredAccess(file);
 
       const step = await job.runStep('cdse-auth', ['token']);
       assert.equal(step.code, 1, `exit ${step.code}:\n${step.stderr}`);
       assert.equal(step.stdout, '');
-      const lines = shownLines(step);
+      const lines = saidLines(step.stderr);
       assert.equal(lines.length, 1, lines.join('\n'));
       assert.match(lines[0] ?? '', /^cdse-auth: .*timed out.*\(after 1 attempt\)/);
       // One attempt: max-attempts 1 was inherited (with the default 5 the retry would succeed).
@@ -174,7 +67,7 @@ describe('later steps inherit the action’s request settings', { concurrency: t
         { rotateRefreshTokens: rotate },
         { 'expiry-skew': '300', scope: 'openid' },
       );
-      const before = await expireAccess(file, 200);
+      const before = await expireStoredAccess(file, 200);
       assert.equal(before.meta?.expirySkew, 300);
       assert.equal(before.meta?.scope, 'openid');
       const step = await job.runStep('cdse-auth', ['token']);
@@ -188,7 +81,7 @@ describe('later steps inherit the action’s request settings', { concurrency: t
 
       // Control: an explicit --expiry-skew wins over the inherited one, and 200 s left is
       // plenty with a 30 s skew, so the stored token is handed out with no request.
-      const after = await expireAccess(file, 200);
+      const after = await expireStoredAccess(file, 200);
       const explicit = await job.runStep('cdse-auth', ['token', '--expiry-skew', '30']);
       assertOk(explicit, 'cdse-auth token --expiry-skew 30');
       assert.equal(explicit.stdout.trim(), after.tokenSet.accessToken);
@@ -213,7 +106,7 @@ describe('the session maximum', { concurrency: true }, () => {
     offset = (SESSION_MAX + 60) * 1000;
     assert.equal(scenario.server.activeSessions(), 0, 'the login has reached its maximum');
     // The runner's clock moved too: the stored access token has expired.
-    await expireAccess(scenario.file);
+    await expireStoredAccess(scenario.file);
     return { ...scenario, first, firstSession };
   }
 
@@ -237,10 +130,7 @@ describe('the session maximum', { concurrency: true }, () => {
 
     test(`with credentials in the step env a later step logs in again (${rotationName(rotate)})`, async (t) => {
       const { server, job, file, first, firstSession } = await pastSessionMax(t, rotate);
-      const step = await job.runStep('cdse-auth', ['token'], {
-        CDSE_USERNAME: USER,
-        CDSE_PASSWORD: PASSWORD,
-      });
+      const step = await job.runStep('cdse-auth', ['token'], SESSION_LOGIN_ENV);
       assertOk(step, 'cdse-auth token with credentials');
       const token = step.stdout.trim();
       assert.ok(server.accessTokenValid(token));
@@ -262,7 +152,7 @@ describe('the session maximum', { concurrency: true }, () => {
       assertOk(later, 'a later cdse-auth token');
       assert.equal(later.stdout.trim(), token);
       assert.equal(server.counts.total, 3, 'no new request');
-      assertNoLeaks(job.logs, job.summary, secretsOf(server, [token]));
+      assertNoLeaks(job.logs, job.summary, secretsOf(server, [PASSWORD, token]));
     });
   }
 });
@@ -287,7 +177,7 @@ describe('the session lifecycle in status and the job summary', { concurrency: t
       assert.equal(cells[headers.indexOf('Session')], session, main.summary);
       assert.equal(cells[headers.indexOf('Token requests')], '1', main.summary);
 
-      await expireAccess(file);
+      await expireStoredAccess(file);
       const renewed = await job.runStep('cdse-auth', ['token']);
       assertOk(renewed, 'cdse-auth token');
       const token = renewed.stdout.trim();

@@ -15,12 +15,11 @@ import {
   TokenManager,
   type TokenManagerOptions,
 } from '../src/auth/index.ts';
+import { ROTATIONS, refreshAt, rotationName, sendsOf, until } from './fixtures.ts';
 import { IdentityServer } from './servers/identity-server.ts';
 
 const USER = 'mei@example.com';
 const PASSWORD = 'shared-file-password';
-const ROTATIONS = [false, true] as const;
-const rotationName = (rotate: boolean) => (rotate ? 'rotation on' : 'rotation off');
 
 interface Setup {
   server: IdentityServer;
@@ -84,17 +83,6 @@ async function setup(t: TestContext, rotate: boolean): Promise<Setup> {
 const readFileSet = async (path: string) =>
   (JSON.parse(await readFile(path, 'utf8')) as { tokenSet: { accessToken: string } }).tokenSet;
 
-const sendsOf = (server: IdentityServer, refreshToken: string | undefined) =>
-  server.requests.filter((r) => r.form.refresh_token === refreshToken).length;
-
-async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 describe('managers sharing one credentials file', { concurrency: true }, () => {
   for (const rotate of ROTATIONS) {
     test(`two managers in one process renew once (${rotationName(rotate)})`, async (t) => {
@@ -128,7 +116,7 @@ describe('managers sharing one credentials file', { concurrency: true }, () => {
     s.server.inject({ kind: 'delay', ms: 2_000, on: 'refresh_token' });
     const b = s.manager('password');
     const pendingB = b.getTokenSet();
-    await until(() => s.server.counts.refresh_token === 1, 'B’s refresh request');
+    await until(() => s.server.counts.refresh_token === 1, 'B’s refresh request', 10_000, 5);
     const a = s.manager('password', { lock: { staleMs: 1 } });
     const fromA = await a.getTokenSet();
     assert.equal(a.lastGrant, 'refresh_token');
@@ -163,7 +151,7 @@ describe('managers sharing one credentials file', { concurrency: true }, () => {
       s.server.inject({ kind: 'delay', ms: 2_000, on: 'refresh_token' });
       const b = s.manager('stored');
       const pendingB = b.getTokenSet();
-      await until(() => s.server.counts.refresh_token === 1, 'B’s refresh request');
+      await until(() => s.server.counts.refresh_token === 1, 'B’s refresh request', 10_000, 5);
       const fresh = await s.elsewhere().getTokenSet();
       await new FileTokenStore(s.path).save(fresh);
       assert.equal(s.server.requests.find((r) => r.grant === 'refresh_token')?.status, 0);
@@ -181,14 +169,7 @@ describe('managers sharing one credentials file', { concurrency: true }, () => {
     const s = await setup(t, true);
     const login = await s.manager('password').getTokenSet();
     // Someone outside this file (another job) used the refresh token first.
-    const outside = await fetch(s.server.tokenUrl, {
-      method: 'POST',
-      body: new URLSearchParams({
-        grant_type: 'refresh_token',
-        client_id: 'cdse-public',
-        refresh_token: login.refreshToken ?? '',
-      }),
-    });
+    const outside = await refreshAt(s.server, login.refreshToken ?? '');
     assert.equal(outside.status, 200);
     await outside.body?.cancel();
     s.advance(601);

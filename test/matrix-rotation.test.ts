@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { refreshTokenFrom } from './fixtures.ts';
 import { assertNoLeaks } from './leaks.ts';
 import { Job } from './runner.ts';
 import { CacheServer } from './servers/cache-server.ts';
@@ -46,24 +47,12 @@ async function job(name: string, runId: string, inputs: Record<string, string>):
   return created;
 }
 
-/** A refresh token from a login outside the workflow, as a user would paste into a secret. */
-async function refreshTokenFromElsewhere(): Promise<string> {
-  const response = await fetch(identity.tokenUrl, {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'password',
-      client_id: 'cdse-public',
-      username: 'alice',
-      password: PASSWORD,
-    }),
-  });
-  const body = (await response.json()) as { refresh_token: string };
-  return body.refresh_token;
-}
-
 const logins: Array<[string, () => Promise<Record<string, string>>]> = [
   ['a password login', async () => ({ username: 'alice', password: PASSWORD })],
-  ['a refresh-token login', async () => ({ 'refresh-token': await refreshTokenFromElsewhere() })],
+  [
+    'a refresh-token login',
+    async () => ({ 'refresh-token': await refreshTokenFrom(identity, 'alice', PASSWORD) }),
+  ],
 ];
 
 describe('matrix jobs on a cached login with refresh-token rotation', () => {
