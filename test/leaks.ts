@@ -84,7 +84,8 @@ export class LogMasker {
   display(output: string | string[]): string[] {
     const shown: string[] = [];
     for (const line of typeof output === 'string' ? output.split(/\r?\n/) : output) {
-      const command = /^::add-mask::(.*)$/.exec(line);
+      // [\s\S]: a value may hold U+2028, which `.` does not match (the runner reads to the line end).
+      const command = /^::add-mask::([\s\S]*)$/.exec(line);
       if (command) this.add(unescapeData(command[1] ?? '').trim());
       else shown.push(this.mask(line));
     }

@@ -29,6 +29,7 @@ const CONTRACT_INPUTS = [
   'token-url',
   'client-id',
   'working-directory',
+  's3',
   // Not in the contract: the opt-in of the concurrency issue for steps that outlive the session.
   'pass-credentials',
 ];
@@ -236,6 +237,8 @@ describe(`the reusable workflow (${PIPELINE_FILE})`, () => {
     assert.equal(call.inputs.get('runs-on')?.type, 'string');
     assert.equal(call.inputs.get('token-url')?.default, action.inputs.get('token-url')?.default);
     assert.equal(call.inputs.get('client-id')?.default, action.inputs.get('client-id')?.default);
+    assert.equal(call.inputs.get('s3')?.type, 'boolean');
+    assert.equal(call.inputs.get('s3')?.default, false);
     for (const [name, spec] of [...call.inputs, ...call.secrets]) {
       assert.ok(spec.description, `${name} has no description`);
     }
@@ -294,6 +297,8 @@ describe(`the reusable workflow (${PIPELINE_FILE})`, () => {
     }
     assert.equal(login['token-url'], expr('inputs.token-url'));
     assert.equal(login['client-id'], expr('inputs.client-id'));
+    // Every job: the login job creates the pair, run jobs reuse it, the logout job deletes it.
+    assert.equal(login.s3, expr('inputs.s3'));
     assert.deepEqual(identity(pipeline.jobs.run as Job), login);
     assert.deepEqual(identity(pipeline.jobs.logout as Job), login);
   });

@@ -1,6 +1,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TokenSet, TokenStore } from '../auth/index.ts';
+import { StoredKeyPair } from '../s3/pair.ts';
 import { extractSealedMember, MAX_ARCHIVE_BYTES, type Tampered } from './archive.ts';
 import {
   type CacheService,
@@ -52,6 +53,12 @@ export interface ActionsCacheTokenStoreOptions {
   loadCache?: () => Promise<ActionsCache>;
 }
 
+/** What one sealed entry holds: a login, and the S3 key pair made from it if any. */
+export interface CachedLogin {
+  tokenSet: TokenSet;
+  s3?: StoredKeyPair;
+}
+
 /**
  * A token store in the workflow's Actions cache, so every job of a workflow reuses one login.
  * Entries are sealed with AES-256-GCM; an entry that does not open is ignored with a warning.
@@ -80,8 +87,13 @@ export class ActionsCacheTokenStore extends TokenStore {
     return this.#matchedKey;
   }
 
-  /** The newest entry under the prefix, looked up afresh on every call. */
+  /** The newest entry's token set, looked up afresh on every call. */
   async load(): Promise<TokenSet | undefined> {
+    return (await this.loadEntry())?.tokenSet;
+  }
+
+  /** The newest entry under the prefix, looked up afresh on every call. */
+  async loadEntry(): Promise<CachedLogin | undefined> {
     this.#matchedKey = undefined;
     if (!this.#o.read) return undefined;
     const found = await this.#fetch();
@@ -93,7 +105,7 @@ export class ActionsCacheTokenStore extends TokenStore {
       return undefined;
     }
     const plain = open(found.sealed, this.#o.key, this.#o.identity);
-    let entry: { tokenSet?: unknown } | undefined;
+    let entry: { tokenSet?: unknown; s3?: unknown } | undefined;
     try {
       entry = plain && JSON.parse(plain.toString('utf8'));
     } catch {
@@ -106,7 +118,18 @@ export class ActionsCacheTokenStore extends TokenStore {
       return undefined;
     }
     this.#matchedKey = found.key;
-    return entry.tokenSet === null ? undefined : TokenSet.from(entry.tokenSet);
+    const tokenSet = entry.tokenSet === null ? undefined : TokenSet.from(entry.tokenSet);
+    if (!tokenSet) return undefined;
+    if (entry.s3 === undefined) return { tokenSet };
+    // Checked like the tokens: its values reach the log masker, the environment and a URL.
+    const s3 = StoredKeyPair.safeParse(entry.s3);
+    if (!s3.success) {
+      this.#o.runner.warning(
+        'Ignoring the S3 key pair in the cached CDSE login: it is malformed. This job creates its own.',
+      );
+      return { tokenSet };
+    }
+    return { tokenSet, s3: s3.data };
   }
 
   /** Looks the prefix up and reads the sealed member; the whole of it bounded by timeoutMs. */
@@ -146,15 +169,15 @@ export class ActionsCacheTokenStore extends TokenStore {
     if (value.length >= MIN_MASKED_LENGTH) this.#o.runner.setSecret(value);
   }
 
-  async save(tokenSet: TokenSet): Promise<void> {
-    await this.#write({ tokenSet });
+  async save(tokenSet: TokenSet, s3?: StoredKeyPair): Promise<void> {
+    await this.#write({ tokenSet, ...(s3 && { s3 }) });
   }
 
   async clear(): Promise<void> {
     await this.#write({ tokenSet: null });
   }
 
-  async #write(entry: { tokenSet: TokenSet | null }): Promise<void> {
+  async #write(entry: { tokenSet: TokenSet | null; s3?: StoredKeyPair }): Promise<void> {
     if (!this.#o.write) return;
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     const sealed = seal(Buffer.from(JSON.stringify(entry)), this.#o.key, this.#o.identity);

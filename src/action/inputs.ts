@@ -28,6 +28,28 @@ const wholeNumber = (limit: keyof typeof LIMITS) => {
     .check(z.refine((n) => n >= min && n <= max, expected));
 };
 
+/** An endpoint that credentials are sent to: https, except on this machine. */
+const endpointUrl = (name: string, origin = false) =>
+  z.string().check(
+    z.superRefine((value, ctx) => {
+      try {
+        const url = checkEndpointUrl(value, name);
+        // GDAL takes a host and the SDKs add the bucket to the path: a path would be lost.
+        if (origin && (url.pathname !== '/' || url.search || url.hash)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `expected a bare origin without a path, got ${url.origin}${url.pathname}`,
+          });
+        }
+      } catch (error) {
+        ctx.addIssue({
+          code: 'custom',
+          message: (error as Error).message.replace(`${name} `, ''),
+        });
+      }
+    }),
+  );
+
 /** One entry per action input, keyed by its name in action.yml. */
 const InputsSchema = z.object({
   grant: z.pipe(
@@ -43,18 +65,7 @@ const InputsSchema = z.object({
   'refresh-token': optional(),
   'client-id': z.string().check(z.minLength(1, 'expected a client id')),
   'client-secret': optional(),
-  'token-url': z.string().check(
-    z.superRefine((value, ctx) => {
-      try {
-        checkEndpointUrl(value, 'token-url');
-      } catch (error) {
-        ctx.addIssue({
-          code: 'custom',
-          message: (error as Error).message.replace(/^token-url /, ''),
-        });
-      }
-    }),
-  ),
+  'token-url': endpointUrl('token-url'),
   'expiry-skew': wholeNumber('expirySkew'),
   cache: flag,
   'cache-key': optional().check(
@@ -75,6 +86,9 @@ const InputsSchema = z.object({
       'expected space-separated scope names (RFC 6749 section 3.3)',
     ),
   ),
+  s3: flag,
+  's3-keys-url': endpointUrl('s3-keys-url'),
+  's3-endpoint': endpointUrl('s3-endpoint', true),
 });
 export type Inputs = z.output<typeof InputsSchema>;
 type InputName = keyof z.input<typeof InputsSchema>;
@@ -97,7 +111,7 @@ export const SECRET_INPUTS: readonly InputName[] = [
 ];
 
 // Inputs whose error message already says what was wrong with the value (checkEndpointUrl's).
-const DESCRIBED_INPUTS = new Set(['token-url']);
+const DESCRIBED_INPUTS = new Set(['token-url', 's3-keys-url', 's3-endpoint']);
 
 /** Registers every secret input with the runner's masker, line by line. */
 export function maskSecretInputs(runner: Runner): void {

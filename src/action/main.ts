@@ -5,6 +5,7 @@ import {
   type TokenSet,
 } from '../auth/index.ts';
 import { SessionFile } from '../front/session-file.ts';
+import { pairDigest } from '../s3/pair.ts';
 import { isForkPullRequest, readEvent, type WorkflowEvent } from './event.ts';
 import { failStep } from './fail.ts';
 import {
@@ -16,7 +17,14 @@ import {
   SECRET_INPUTS,
 } from './inputs.ts';
 import { JobTokenStore } from './job-store.ts';
-import { exportEnvironment, maskTokens, type Result, setOutputs, writeSummary } from './results.ts';
+import {
+  exportEnvironment,
+  maskPair,
+  maskTokens,
+  type Result,
+  setOutputs,
+  writeSummary,
+} from './results.ts';
 import { type ActionDeps, defaultDeps } from './runner.ts';
 import { createSessionDir } from './session-dir.ts';
 import { STATE } from './state.ts';
@@ -70,13 +78,23 @@ async function main(deps: ActionDeps): Promise<void> {
       maxAttempts: inputs['max-attempts'],
       expirySkew: inputs['expiry-skew'],
       ...(inputs.scope && { scope: inputs.scope }),
+      s3KeysUrl: inputs['s3-keys-url'],
+      s3Endpoint: inputs['s3-endpoint'],
       fromCache: false,
       tokenRequests: 0,
     },
     { onWarning: (message) => runner.warning(message) },
   );
   const cache = await openWorkflowCache(deps, event, inputs, provider);
-  const store = new JobTokenStore(file, cache, (tokenSet) => maskTokens(runner, tokenSet));
+  const store = new JobTokenStore(
+    file,
+    cache,
+    (login) => {
+      maskTokens(runner, login.tokenSet);
+      if (login.s3) maskPair(runner, login.s3);
+    },
+    { holdSaves: inputs.s3 },
+  );
 
   const manager = new TokenManager(provider, {
     tokenUrl: inputs['token-url'],
@@ -98,6 +116,8 @@ async function main(deps: ActionDeps): Promise<void> {
   }
   maskTokens(runner, tokenSet);
   if (cache.active) runner.saveState(STATE.cachedExpiry, tokenSet.expiresAt.toISOString());
+  // A pair other jobs share stays, whether or not this job hands out keys.
+  if (cache.active && store.s3) runner.saveState(STATE.s3Shared, pairDigest(store.s3));
 
   const result: Result = {
     tokenSet,
@@ -114,4 +134,6 @@ async function main(deps: ActionDeps): Promise<void> {
     `Logged in to CDSE (${how}); the access token expires at ${tokenSet.expiresAt.toISOString()}.`,
   );
   await writeSummary(runner, result, cache.note);
+  // After the login's own lines: a cap error is then the step's last word.
+  if (inputs.s3) await (await import('./s3.ts')).provideS3Keys(deps, inputs, store, tokenSet);
 }

@@ -1,4 +1,5 @@
 import type { TokenSet } from '../auth/index.ts';
+import type { StoredKeyPair } from '../s3/pair.ts';
 import type { Inputs } from './inputs.ts';
 import type { Runner } from './runner.ts';
 import type { SessionDir } from './session-dir.ts';
@@ -20,6 +21,12 @@ export function maskTokens(runner: Runner, tokenSet: TokenSet): void {
   runner.setSecret(tokenSet.accessToken);
   runner.setSecret(tokenSet.authorizationHeader);
   if (tokenSet.refreshToken) runner.setSecret(tokenSet.refreshToken);
+}
+
+/** Registers an S3 key pair with the masker: the id too, as it names whose keys these are. */
+export function maskPair(runner: Runner, pair: StoredKeyPair): void {
+  runner.setSecret(pair.secretAccessKey);
+  runner.setSecret(pair.accessKeyId);
 }
 
 export function setOutputs(runner: Runner, result: Result, inputs: Inputs): void {

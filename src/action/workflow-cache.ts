@@ -1,5 +1,6 @@
-import type { AuthProvider, TokenSet } from '../auth/index.ts';
+import type { AuthProvider } from '../auth/index.ts';
 import { accountOf, cachePolicy } from './cache-policy.ts';
+import type { CachedLogin } from './cache-store.ts';
 import type { WorkflowEvent } from './event.ts';
 import type { Inputs } from './inputs.ts';
 import type { ActionDeps } from './runner.ts';
@@ -10,8 +11,9 @@ export interface WorkflowCache {
   /** Whether this job reads or writes the cache at all. */
   readonly active: boolean;
   note: string;
-  restore(): Promise<TokenSet | undefined>;
-  save(tokenSet: TokenSet): Promise<void>;
+  restore(): Promise<CachedLogin | undefined>;
+  /** Saves under a fresh key; the S3 pair goes with every save, or later jobs would lose it. */
+  save(login: CachedLogin): Promise<void>;
   clear(): Promise<void>;
 }
 
@@ -62,11 +64,11 @@ export async function openWorkflowCache(
     active: true,
     note: 'miss',
     async restore() {
-      const tokenSet = await store.load();
-      view.note = tokenSet ? 'hit' : 'miss';
-      return tokenSet;
+      const login = await store.loadEntry();
+      view.note = login ? 'hit' : 'miss';
+      return login;
     },
-    save: (tokenSet) => store.save(tokenSet),
+    save: (login) => store.save(login.tokenSet, login.s3),
     clear: () => store.clear(),
   };
   return view;

@@ -161,7 +161,7 @@ function permanentFault(error: unknown): string | undefined {
   const code = errorCode(error);
   if (code === 'ENOTFOUND') return 'Check the host name in the URL (not retried).';
   if (code && TLS_CODES.has(code)) {
-    return 'The server\'s TLS certificate is not trusted here: a proxy that inspects TLS needs its CA in NODE_EXTRA_CA_CERTS (not retried).';
+    return "The server's TLS certificate is not trusted here: a proxy that inspects TLS needs its CA in NODE_EXTRA_CA_CERTS (not retried).";
   }
   return undefined;
 }

@@ -21,6 +21,8 @@ import {
 } from '../front/credentials.ts';
 import { commandLine, maskValues } from '../front/masks.ts';
 import { LIMITS, SessionFile, type SessionSettings } from '../front/session-file.ts';
+import { DEFAULT_S3_ENDPOINT } from '../s3/environment.ts';
+import { DEFAULT_S3_KEYS_URL } from '../s3/keys.ts';
 import { VERSION } from '../version.ts';
 import { defaultCredentialsFile } from './paths.ts';
 import { ask } from './prompt.ts';
@@ -34,7 +36,12 @@ Commands:
   token    print an access token that is valid now, refreshing it if needed
   header   print "Bearer <access token>" (--openeo: "Bearer oidc/CDSE/<token>")
   status   print the saved session as JSON (no secrets)
-  logout   end the server session and delete the saved credentials
+  logout   end the server session, delete the S3 key pair it created and the saved credentials
+  s3       print export lines for eodata S3 (eval "$(cdse-auth s3)"; --json: a JSON object),
+           creating a key pair once and keeping it with the login
+  s3 list  the user's S3 key pairs: id and expiry (no secrets)
+  s3 delete ID | --all-created
+           delete one key pair, or the one this login created
 
 Options (each also read from the environment variable shown):
   --username NAME          CDSE_USERNAME
@@ -51,11 +58,13 @@ Options (each also read from the environment variable shown):
   --max-attempts N         CDSE_MAX_ATTEMPTS per token request, for retryable faults (default 5)
   --expiry-skew SECONDS    CDSE_EXPIRY_SKEW  renew this long before expiry (default 30)
   --credentials-file PATH  CDSE_CREDENTIALS_FILE  default ${defaultCredentialsFile()}
+  --s3-keys-url URL        CDSE_S3_KEYS_URL  default ${DEFAULT_S3_KEYS_URL}
+  --s3-endpoint URL        CDSE_S3_ENDPOINT  default ${DEFAULT_S3_ENDPOINT}
   -h, --help               this text
   --version                the version
 
-In a workflow job, the action's settings (token URL, client id, scope, timeout, attempts, skew)
-travel with the credentials file; flags and variables win over them.
+In a workflow job, the action's settings (token URL, client id, scope, timeout, attempts, skew,
+S3 keys URL and endpoint) travel with the credentials file; flags and variables win over them.
 
 Exit codes: 0 ok, 1 authentication failed or not logged in, 2 usage error.
 `;
@@ -75,9 +84,11 @@ const OPTIONS = {
   'max-attempts': 'CDSE_MAX_ATTEMPTS',
   'expiry-skew': 'CDSE_EXPIRY_SKEW',
   'credentials-file': 'CDSE_CREDENTIALS_FILE',
+  's3-keys-url': 'CDSE_S3_KEYS_URL',
+  's3-endpoint': 'CDSE_S3_ENDPOINT',
 } as const;
 type OptionName = keyof typeof OPTIONS;
-const VERBS = ['login', 'token', 'header', 'status', 'logout'] as const;
+const VERBS = ['login', 'token', 'header', 'status', 'logout', 's3'] as const;
 
 const FIELD_OPTION: Record<keyof Credentials | 'grant', OptionName> = {
   grant: 'grant',
@@ -150,7 +161,7 @@ export async function run(deps: CliDeps): Promise<number> {
 }
 
 async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void): Promise<number> {
-  const { verb, get, flags } = parse(deps);
+  const { verb, args, get, flags } = parse(deps);
   if (flags.version) {
     deps.stdout(VERSION);
     return 0;
@@ -173,6 +184,30 @@ async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void)
   const options = managerOptions(get, { ...sessionOf(stored), ...store.settings }, deps);
   const credentials = credentialsOf(get, options.clientId);
   const grant = grantOf(get);
+  // The stored session, or a login from the credentials given: what token, header and s3 use.
+  const sessionManager = () =>
+    hasCredentials(credentials)
+      ? new TokenManager(provider(credentials, grant), { ...options, store })
+      : TokenManager.storedSession({
+          ...options,
+          store,
+          ...(credentials.clientSecret && { clientSecret: credentials.clientSecret }),
+        });
+  const s3 = () =>
+    import('./s3.ts').then(({ S3Command }) => {
+      if (!stored && !hasCredentials(credentials)) {
+        throw new NotLoggedIn(deps.env.GITHUB_ACTIONS === 'true');
+      }
+      return new S3Command({
+        deps,
+        store,
+        get,
+        sessionManager,
+        mask: maskerFor(deps),
+        timeout: options.timeout,
+        maxAttempts: options.maxAttempts,
+      });
+    });
   switch (verb) {
     case 'status':
       return status(deps, store, stored);
@@ -183,13 +218,7 @@ async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void)
       if (!stored && !hasCredentials(credentials)) {
         throw new NotLoggedIn(deps.env.GITHUB_ACTIONS === 'true');
       }
-      const manager = hasCredentials(credentials)
-        ? new TokenManager(provider(credentials, grant), { ...options, store })
-        : TokenManager.storedSession({
-            ...options,
-            store,
-            ...(credentials.clientSecret && { clientSecret: credentials.clientSecret }),
-          });
+      const manager = sessionManager();
       try {
         const tokenSet = await manager.getTokenSet();
         if (verb === 'token') deps.stdout(tokenSet.accessToken);
@@ -205,6 +234,8 @@ async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void)
         deps.stderr('cdse-auth: no saved session; nothing to log out.');
         return 0;
       }
+      // The pair goes first: deleting it takes an access token of the session.
+      if (store.settings.s3) await (await s3()).deleteCreated({ onLogout: true });
       const manager = TokenManager.storedSession({
         ...options,
         store,
@@ -222,6 +253,8 @@ async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void)
         await manager.close();
       }
     }
+    case 's3':
+      return (await s3()).run(args, flags);
   }
 }
 
@@ -238,14 +271,17 @@ function parse(deps: CliDeps) {
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
         openeo: { type: 'boolean' },
+        json: { type: 'boolean' },
+        'all-created': { type: 'boolean' },
       },
     });
   } catch (error) {
     throw new UsageError(`${didYouMean((error as Error).message)} Run cdse-auth --help for usage.`);
   }
   const { values, positionals } = parsed;
-  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'.`);
-  const verb = positionals[0];
+  const [verb, ...args] = positionals;
+  // Only s3 has subcommands; it checks its own.
+  if (args.length > 0 && verb !== 's3') throw new UsageError(`unexpected argument '${args[0]}'.`);
   if (verb !== undefined && !(VERBS as readonly string[]).includes(verb)) {
     const near = VERBS.find((v) => closeTo(v, verb));
     throw new UsageError(
@@ -260,12 +296,19 @@ function parse(deps: CliDeps) {
   };
   return {
     verb: verb as (typeof VERBS)[number] | undefined,
+    args,
     get,
-    flags: { help: !!values.help, version: !!values.version, openeo: !!values.openeo },
+    flags: {
+      help: !!values.help,
+      version: !!values.version,
+      openeo: !!values.openeo,
+      json: !!values.json,
+      allCreated: !!values['all-created'],
+    },
   };
 }
 
-type Get = (name: OptionName) => Setting | undefined;
+export type Get = (name: OptionName) => Setting | undefined;
 
 // parseArgs says "Unknown option '--tiemout'": name the option it was probably meant to be.
 function didYouMean(message: string): string {
