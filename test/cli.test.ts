@@ -86,9 +86,30 @@ describe('usage', { concurrency: true }, () => {
     assert.match(version.stdout, /^\d+\.\d+\.\d+\S*\n$/);
   });
 
+  test('help for one command: `help <command>` and `<command> --help`', async (t) => {
+    const { cli } = await setup(t);
+    for (const args of [
+      ['help', 'token'],
+      ['token', '--help'],
+    ]) {
+      const result = await cli(args);
+      assertExit(result, 0);
+      assert.match(result.stdout, /^Usage: cdse-auth token/);
+      assert.doesNotMatch(result.stdout, /Commands:/, 'only that command');
+    }
+    const all = await cli(['help']);
+    assertExit(all, 0);
+    assert.match(all.stdout, /Commands:/);
+    const unknown = await cli(['help', 'frobnicate']);
+    assertExit(unknown, 2);
+    assert.match(unknown.stderr, /no help for 'frobnicate'/);
+  });
+
   const usageErrors: Array<[string, string[], RegExp]> = [
     ['no command', [], /Usage: cdse-auth/],
     ['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
+    ['a misspelt command', ['tokn'], /did you mean 'token'/],
+    ['a misspelt flag', ['token', '--tiemout', '5'], /did you mean '--timeout'/],
     ['an unknown flag', ['token', '--frobnicate'], /--frobnicate/],
     ['a flag without its value', ['token', '--username'], /--username/],
     ['an extra argument', ['token', 'extra'], /unexpected argument 'extra'/],

@@ -24,12 +24,14 @@ import { LIMITS, SessionFile, type SessionSettings } from '../front/session-file
 import { DEFAULT_S3_ENDPOINT } from '../s3/environment.ts';
 import { DEFAULT_S3_KEYS_URL } from '../s3/keys.ts';
 import { VERSION } from '../version.ts';
+import { COMMAND_HELP, isHelpTopic } from './help.ts';
 import { defaultCredentialsFile } from './paths.ts';
 import { ask } from './prompt.ts';
 
 const USAGE = `cdse-auth ${VERSION}: log in to the Copernicus Data Space Ecosystem and keep a token fresh.
 
 Usage: cdse-auth <command> [options]
+       cdse-auth help <command>    (one command in detail)
 
 Commands:
   login    log in (asks for what is missing on a terminal) and save the session
@@ -88,7 +90,7 @@ const OPTIONS = {
   's3-endpoint': 'CDSE_S3_ENDPOINT',
 } as const;
 type OptionName = keyof typeof OPTIONS;
-const VERBS = ['login', 'token', 'header', 'status', 'logout', 's3'] as const;
+const VERBS = ['login', 'token', 'header', 'status', 'logout', 's3', 'help'] as const;
 
 const FIELD_OPTION: Record<keyof Credentials | 'grant', OptionName> = {
   grant: 'grant',
@@ -166,9 +168,16 @@ async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void)
     deps.stdout(VERSION);
     return 0;
   }
-  if (flags.help || !verb) {
-    (flags.help ? deps.stdout : deps.stderr)(USAGE);
-    return flags.help ? 0 : 2;
+  // `help <command>` and `<command> --help` say what one command does; bare --help, all of it.
+  const topic = verb === 'help' ? args[0] : flags.help ? verb : undefined;
+  if (topic !== undefined) {
+    if (!isHelpTopic(topic)) throw new UsageError(`no help for '${topic}'. Run cdse-auth help.`);
+    deps.stdout(COMMAND_HELP[topic]);
+    return 0;
+  }
+  if (flags.help || verb === 'help' || !verb) {
+    (verb || flags.help ? deps.stdout : deps.stderr)(USAGE);
+    return verb || flags.help ? 0 : 2;
   }
 
   const file = get('credentials-file');
@@ -280,8 +289,9 @@ function parse(deps: CliDeps) {
   }
   const { values, positionals } = parsed;
   const [verb, ...args] = positionals;
-  // Only s3 has subcommands; it checks its own.
-  if (args.length > 0 && verb !== 's3') throw new UsageError(`unexpected argument '${args[0]}'.`);
+  // Only s3 has subcommands (it checks its own); help takes the command to explain.
+  const takesArgs = verb === 's3' || (verb === 'help' && args.length === 1);
+  if (args.length > 0 && !takesArgs) throw new UsageError(`unexpected argument '${args[0]}'.`);
   if (verb !== undefined && !(VERBS as readonly string[]).includes(verb)) {
     const near = VERBS.find((v) => closeTo(v, verb));
     throw new UsageError(
