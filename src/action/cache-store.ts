@@ -13,7 +13,7 @@ import {
   findEntry,
 } from './cache-service.ts';
 import type { Runner } from './runner.ts';
-import { open, seal } from './seal.ts';
+import { seal, unseal } from './seal.ts';
 
 type ActionsCache = typeof import('@actions/cache');
 
@@ -67,14 +67,14 @@ export interface CachedLogin {
  * `clear()` saves a tombstone, the newest entry, since entries cannot be deleted.
  */
 export class ActionsCacheTokenStore extends TokenStore {
-  readonly #o: ActionsCacheTokenStoreOptions;
+  readonly #options: ActionsCacheTokenStoreOptions;
   readonly #dir: string;
   readonly #file: string;
   #matchedKey: string | undefined;
 
   constructor(options: ActionsCacheTokenStoreOptions) {
     super();
-    this.#o = options;
+    this.#options = options;
     this.#dir = join(options.workspace, ENTRY_DIR);
     this.#file = join(this.#dir, ENTRY_FILE);
     // The default prefix is the target a planted entry needs: the library prints keys, so the
@@ -95,16 +95,16 @@ export class ActionsCacheTokenStore extends TokenStore {
   /** The newest entry under the prefix, looked up afresh on every call. */
   async loadEntry(): Promise<CachedLogin | undefined> {
     this.#matchedKey = undefined;
-    if (!this.#o.read) return undefined;
+    if (!this.#options.read) return undefined;
     const found = await this.#fetch();
     if (!found) return undefined;
     if ('tampered' in found) {
-      this.#o.runner.warning(
+      this.#options.runner.warning(
         `Ignoring the cached CDSE login: the cache entry is not one cdse-auth wrote (${found.tampered}). Logging in instead.`,
       );
       return undefined;
     }
-    const plain = open(found.sealed, this.#o.key, this.#o.identity);
+    const plain = unseal(found.sealed, this.#options.key, this.#options.identity);
     let entry: { tokenSet?: unknown; s3?: unknown } | undefined;
     try {
       entry = plain && JSON.parse(plain.toString('utf8'));
@@ -112,7 +112,7 @@ export class ActionsCacheTokenStore extends TokenStore {
       entry = undefined;
     }
     if (!entry) {
-      this.#o.runner.warning(
+      this.#options.runner.warning(
         'Ignoring the cached CDSE login: it does not open with this job’s key (another cache-secret or password, or a damaged entry). Logging in instead.',
       );
       return undefined;
@@ -124,7 +124,7 @@ export class ActionsCacheTokenStore extends TokenStore {
     // Checked like the tokens: its values reach the log masker, the environment and a URL.
     const s3 = StoredKeyPair.safeParse(entry.s3);
     if (!s3.success) {
-      this.#o.runner.warning(
+      this.#options.runner.warning(
         'Ignoring the S3 key pair in the cached CDSE login: it is malformed. This job creates its own.',
       );
       return { tokenSet };
@@ -134,10 +134,10 @@ export class ActionsCacheTokenStore extends TokenStore {
 
   /** Looks the prefix up and reads the sealed member; the whole of it bounded by timeoutMs. */
   async #fetch(): Promise<{ key: string; sealed: Buffer } | Tampered | undefined> {
-    const { service, env } = this.#o;
+    const { service, env } = this.#options;
     const dispatcher = createDispatcher(env);
-    const context = { dispatcher, signal: AbortSignal.timeout(this.#o.timeoutMs) };
-    const { prefix } = this.#o;
+    const context = { dispatcher, signal: AbortSignal.timeout(this.#options.timeoutMs) };
+    const { prefix } = this.#options;
     try {
       for (const method of compressionOrder(env)) {
         const version = cacheVersion([ENTRY_PATH], method);
@@ -151,12 +151,12 @@ export class ActionsCacheTokenStore extends TokenStore {
         const member = extractSealedMember(archive, ENTRY_PATH);
         return Buffer.isBuffer(member) ? { key: entry.key, sealed: member } : member;
       }
-      this.#o.runner.debug('No cached CDSE login in the Actions cache.');
+      this.#options.runner.debug('No cached CDSE login in the Actions cache.');
       return undefined;
     } catch (error) {
-      this.#o.runner.warning(
+      this.#options.runner.warning(
         context.signal.aborted
-          ? `The Actions cache did not answer the restore within ${this.#o.timeoutMs / 1000} s; going on without it.`
+          ? `The Actions cache did not answer the restore within ${this.#options.timeoutMs / 1000} s; going on without it.`
           : `The Actions cache restore failed (${describe(error)}); going on without it.`,
       );
       return undefined;
@@ -166,7 +166,7 @@ export class ActionsCacheTokenStore extends TokenStore {
   }
 
   #mask(value: string): void {
-    if (value.length >= MIN_MASKED_LENGTH) this.#o.runner.setSecret(value);
+    if (value.length >= MIN_MASKED_LENGTH) this.#options.runner.setSecret(value);
   }
 
   async save(tokenSet: TokenSet, s3?: StoredKeyPair): Promise<void> {
@@ -178,15 +178,19 @@ export class ActionsCacheTokenStore extends TokenStore {
   }
 
   async #write(entry: { tokenSet: TokenSet | null; s3?: StoredKeyPair }): Promise<void> {
-    if (!this.#o.write) return;
+    if (!this.#options.write) return;
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    const sealed = seal(Buffer.from(JSON.stringify(entry)), this.#o.key, this.#o.identity);
+    const sealed = seal(
+      Buffer.from(JSON.stringify(entry)),
+      this.#options.key,
+      this.#options.identity,
+    );
     try {
       await writeFile(this.#file, sealed, { mode: 0o600 });
-      const key = freshKey(this.#o.prefix, this.#o.env);
+      const key = freshKey(this.#options.prefix, this.#options.env);
       this.#mask(key); // the library logs the key when the service refuses the save
       await this.#bounded('save', async () => {
-        const cache = await (this.#o.loadCache ?? (() => import('@actions/cache')))();
+        const cache = await (this.#options.loadCache ?? (() => import('@actions/cache')))();
         return cache.saveCache([ENTRY_PATH], key);
       });
     } finally {
@@ -200,18 +204,18 @@ export class ActionsCacheTokenStore extends TokenStore {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => {
-        this.#o.runner.warning(
-          `The Actions cache did not answer the ${what} within ${this.#o.timeoutMs / 1000} s; going on without it.`,
+        this.#options.runner.warning(
+          `The Actions cache did not answer the ${what} within ${this.#options.timeoutMs / 1000} s; going on without it.`,
         );
         resolve(undefined);
-      }, this.#o.timeoutMs);
+      }, this.#options.timeoutMs);
     });
     // The library logs tar commands and transfer progress: fold them away in the step log.
-    this.#o.runner.startGroup(`Actions cache ${what}`);
+    this.#options.runner.startGroup(`Actions cache ${what}`);
     try {
       return await Promise.race([
         operation().catch((error: unknown) => {
-          this.#o.runner.warning(
+          this.#options.runner.warning(
             `The Actions cache ${what} failed (${(error as Error).message}); going on without it.`,
           );
           return undefined;
@@ -220,7 +224,7 @@ export class ActionsCacheTokenStore extends TokenStore {
       ]);
     } finally {
       clearTimeout(timer);
-      this.#o.runner.endGroup();
+      this.#options.runner.endGroup();
     }
   }
 }

@@ -19,9 +19,9 @@ import {
 import { JobTokenStore } from './job-store.ts';
 import {
   exportEnvironment,
+  type LoginResult,
   maskPair,
   maskTokens,
-  type Result,
   setOutputs,
   writeSummary,
 } from './results.ts';
@@ -119,7 +119,7 @@ async function main(deps: ActionDeps): Promise<void> {
   // A pair other jobs share stays, whether or not this job hands out keys.
   if (cache.active && store.s3) runner.saveState(STATE.s3Shared, pairDigest(store.s3));
 
-  const result: Result = {
+  const result: LoginResult = {
     tokenSet,
     grant: manager.lastGrant ?? 'cache',
     cacheHit: store.fromCache,

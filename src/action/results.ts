@@ -6,7 +6,7 @@ import type { SessionDir } from './session-dir.ts';
 
 export type GrantOutput = 'password' | 'refresh_token' | 'client_credentials' | 'cache';
 
-export interface Result {
+export interface LoginResult {
   tokenSet: TokenSet;
   grant: GrantOutput;
   cacheHit: boolean;
@@ -29,7 +29,7 @@ export function maskPair(runner: Runner, pair: StoredKeyPair): void {
   runner.setSecret(pair.accessKeyId);
 }
 
-export function setOutputs(runner: Runner, result: Result, inputs: Inputs): void {
+export function setOutputs(runner: Runner, result: LoginResult, inputs: Inputs): void {
   const { tokenSet } = result;
   runner.setOutput('access-token', tokenSet.accessToken);
   runner.setOutput('token-type', tokenSet.tokenType);
@@ -42,7 +42,7 @@ export function setOutputs(runner: Runner, result: Result, inputs: Inputs): void
   }
 }
 
-export function exportEnvironment(runner: Runner, result: Result): void {
+export function exportEnvironment(runner: Runner, result: LoginResult): void {
   runner.exportVariable('CDSE_ACCESS_TOKEN', result.tokenSet.accessToken);
   runner.exportVariable('CDSE_TOKEN_EXPIRES_AT', result.tokenSet.expiresAt.toISOString());
   runner.exportVariable('CDSE_TOKEN_URL', result.tokenUrl);
@@ -60,7 +60,7 @@ const GRANT_TEXT: Record<GrantOutput, string> = {
 /** The job summary: what happened, never a secret (no token, user name or file path). */
 export async function writeSummary(
   runner: Runner,
-  result: Result,
+  result: LoginResult,
   cacheNote: string,
 ): Promise<void> {
   const refresh = result.tokenSet.refreshToken

@@ -57,7 +57,7 @@ export function seal(plain: Buffer, key: Buffer, identity: string): Buffer {
 }
 
 /** The plaintext, or `undefined` for anything not sealed by `seal` with this key and identity. */
-export function open(sealed: Buffer, key: Buffer, identity: string): Buffer | undefined {
+export function unseal(sealed: Buffer, key: Buffer, identity: string): Buffer | undefined {
   const head = MAGIC.length;
   if (sealed.length < head + IV_BYTES + TAG_BYTES || !sealed.subarray(0, head).equals(MAGIC)) {
     return undefined;

@@ -19,7 +19,7 @@ export interface WorkflowCache {
 
 const CACHE_TIMEOUT_MS = 5_000;
 
-function unused(note: string): WorkflowCache {
+function cacheNotUsed(note: string): WorkflowCache {
   return {
     active: false,
     note,
@@ -42,7 +42,7 @@ export async function openWorkflowCache(
   const policy = cachePolicy(event, inputs, env);
   if (!policy.use) {
     if (policy.notice) runner.notice(policy.notice);
-    return unused(policy.note);
+    return cacheNotUsed(policy.note);
   }
   const identity = identityOf(inputs['token-url'], provider.clientId, accountOf(inputs, provider));
   const key = await deriveKey(policy.material, identity);
@@ -60,16 +60,16 @@ export async function openWorkflowCache(
     read: policy.read,
     write: policy.write,
   });
-  const view: WorkflowCache = {
+  const cache: WorkflowCache = {
     active: true,
     note: 'miss',
     async restore() {
       const login = await store.loadEntry();
-      view.note = login ? 'hit' : 'miss';
+      cache.note = login ? 'hit' : 'miss';
       return login;
     },
     save: (login) => store.save(login.tokenSet, login.s3),
     clear: () => store.clear(),
   };
-  return view;
+  return cache;
 }

@@ -163,7 +163,7 @@ export async function run(deps: CliDeps): Promise<number> {
 }
 
 async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void): Promise<number> {
-  const { verb, args, get, flags } = parse(deps);
+  const { verb, args, settingOf, flags } = parse(deps);
   if (flags.version) {
     deps.stdout(VERSION);
     return 0;
@@ -180,7 +180,7 @@ async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void)
     return verb || flags.help ? 0 : 2;
   }
 
-  const file = get('credentials-file');
+  const file = settingOf('credentials-file');
   const path = file?.value ?? defaultCredentialsFile(deps.env);
   if ((await stat(path).catch(() => undefined))?.isDirectory()) {
     throw new UsageError(`${file?.source ?? 'the credentials file'}: ${path} is a directory.`);
@@ -190,9 +190,9 @@ async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void)
   });
   const stored = await store.load();
   loaded(stored);
-  const options = managerOptions(get, { ...sessionOf(stored), ...store.settings }, deps);
-  const credentials = credentialsOf(get, options.clientId);
-  const grant = grantOf(get);
+  const options = managerOptions(settingOf, { ...sessionOf(stored), ...store.settings }, deps);
+  const credentials = credentialsOf(settingOf, options.clientId);
+  const grant = grantOf(settingOf);
   // The stored session, or a login from the credentials given: what token, header and s3 use.
   const sessionManager = () =>
     hasCredentials(credentials)
@@ -210,7 +210,7 @@ async function command(deps: CliDeps, loaded: (s: TokenSet | undefined) => void)
       return new S3Command({
         deps,
         store,
-        get,
+        settingOf,
         sessionManager,
         mask: maskerFor(deps),
         timeout: options.timeout,
@@ -298,7 +298,7 @@ function parse(deps: CliDeps) {
       `unknown command '${verb}'${near ? `; did you mean '${near}'?` : ''}. Commands: ${VERBS.join(', ')}.`,
     );
   }
-  const get = (name: OptionName): Setting | undefined => {
+  const settingOf = (name: OptionName): Setting | undefined => {
     const flag = (values as Record<string, unknown>)[name];
     if (typeof flag === 'string' && flag) return { value: flag, source: `--${name}` };
     const env = deps.env[OPTIONS[name]];
@@ -307,7 +307,7 @@ function parse(deps: CliDeps) {
   return {
     verb: verb as (typeof VERBS)[number] | undefined,
     args,
-    get,
+    settingOf,
     flags: {
       help: !!values.help,
       version: !!values.version,
@@ -318,7 +318,7 @@ function parse(deps: CliDeps) {
   };
 }
 
-export type Get = (name: OptionName) => Setting | undefined;
+export type SettingOf = (name: OptionName) => Setting | undefined;
 
 // parseArgs says "Unknown option '--tiemout'": name the option it was probably meant to be.
 function didYouMean(message: string): string {
@@ -361,23 +361,23 @@ const sessionOf = (stored: TokenSet | undefined): SessionSettings => ({
 });
 
 /** Flags, then variables, then the settings that came with the credentials file, then defaults. */
-function managerOptions(get: Get, settings: SessionSettings, deps: CliDeps) {
-  const url = get('token-url');
+function managerOptions(settingOf: SettingOf, settings: SessionSettings, deps: CliDeps) {
+  const url = settingOf('token-url');
   if (url) checkEndpointUrl(url.value, url.source);
   const options = {
     tokenUrl: url?.value ?? settings.tokenUrl ?? DEFAULT_TOKEN_URL,
-    clientId: get('client-id')?.value ?? settings.clientId ?? DEFAULT_CLIENT_ID,
-    scope: get('scope')?.value ?? settings.scope,
-    timeout: wholeNumber(get('timeout'), 'timeout') ?? settings.timeout,
-    maxAttempts: wholeNumber(get('max-attempts'), 'maxAttempts') ?? settings.maxAttempts,
-    expirySkew: wholeNumber(get('expiry-skew'), 'expirySkew') ?? settings.expirySkew,
+    clientId: settingOf('client-id')?.value ?? settings.clientId ?? DEFAULT_CLIENT_ID,
+    scope: settingOf('scope')?.value ?? settings.scope,
+    timeout: wholeNumber(settingOf('timeout'), 'timeout') ?? settings.timeout,
+    maxAttempts: wholeNumber(settingOf('max-attempts'), 'maxAttempts') ?? settings.maxAttempts,
+    expirySkew: wholeNumber(settingOf('expiry-skew'), 'expirySkew') ?? settings.expirySkew,
     onSecret: maskerFor(deps),
   } satisfies TokenManagerOptions & { clientId: string };
   return options;
 }
 
-function grantOf(get: Get) {
-  const setting = get('grant');
+function grantOf(settingOf: SettingOf) {
+  const setting = settingOf('grant');
   const value = setting?.value ?? 'auto';
   if (!(GRANT_NAMES as readonly string[]).includes(value)) {
     throw new UsageError(
@@ -387,14 +387,14 @@ function grantOf(get: Get) {
   return grantChoice(value as GrantName);
 }
 
-function credentialsOf(get: Get, clientId: string): Credentials {
+function credentialsOf(settingOf: SettingOf, clientId: string): Credentials {
   return {
-    username: get('username')?.value,
-    password: get('password')?.value,
-    totp: get('totp')?.value,
-    totpSecret: get('totp-secret')?.value,
-    refreshToken: get('refresh-token')?.value,
-    clientSecret: get('client-secret')?.value,
+    username: settingOf('username')?.value,
+    password: settingOf('password')?.value,
+    totp: settingOf('totp')?.value,
+    totpSecret: settingOf('totp-secret')?.value,
+    refreshToken: settingOf('refresh-token')?.value,
+    clientSecret: settingOf('client-secret')?.value,
     clientId,
   };
 }

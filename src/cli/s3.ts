@@ -15,12 +15,12 @@ import {
   listKeyPairs,
 } from '../s3/keys.ts';
 import { pairMasks, pairUsable, type StoredKeyPair, storedPair } from '../s3/pair.ts';
-import type { CliDeps, Get } from './main.ts';
+import type { CliDeps, SettingOf } from './main.ts';
 
 export interface S3CommandOptions {
   deps: CliDeps;
   store: SessionFile;
-  get: Get;
+  settingOf: SettingOf;
   /** A manager for the stored session (or a login from the credentials given). */
   sessionManager: () => TokenManager;
   /** Registers a value with the workflow's log masker (in a job only). */
@@ -37,13 +37,14 @@ export class S3Command {
 
   constructor(options: S3CommandOptions) {
     this.#o = options;
-    const { get, store } = options;
+    const { settingOf, store } = options;
     // Flag, then variable, then what the action's step left in the file, then CDSE's.
-    const keys = get('s3-keys-url');
+    const keys = settingOf('s3-keys-url');
     this.keysUrl = keys?.value ?? store.settings.s3KeysUrl ?? DEFAULT_S3_KEYS_URL;
     checkEndpointUrl(this.keysUrl, keys?.source ?? 's3-keys-url');
-    this.endpoint = get('s3-endpoint')?.value ?? store.settings.s3Endpoint ?? DEFAULT_S3_ENDPOINT;
-    checkEndpointUrl(this.endpoint, get('s3-endpoint')?.source ?? 's3-endpoint');
+    this.endpoint =
+      settingOf('s3-endpoint')?.value ?? store.settings.s3Endpoint ?? DEFAULT_S3_ENDPOINT;
+    checkEndpointUrl(this.endpoint, settingOf('s3-endpoint')?.source ?? 's3-endpoint');
     const stored = store.settings.s3;
     if (stored) this.#maskPair(stored);
   }
