@@ -1,6 +1,7 @@
 import * as z from 'zod/mini';
 import { type AuthProvider, ConfigurationError, checkEndpointUrl } from '../auth/index.ts';
 import {
+  CREDENTIAL_NAMES,
   type CredentialField,
   GRANT_NAMES,
   grantChoice,
@@ -93,16 +94,8 @@ const InputsSchema = z.object({
 export type Inputs = z.output<typeof InputsSchema>;
 type InputName = keyof z.input<typeof InputsSchema>;
 
-const FIELD_INPUT = {
-  grant: 'grant',
-  username: 'username',
-  password: 'password',
-  totp: 'totp',
-  totpSecret: 'totp-secret',
-  refreshToken: 'refresh-token',
-  clientId: 'client-id',
-  clientSecret: 'client-secret',
-} as const satisfies Record<CredentialField | 'grant', InputName>;
+// The credential names are the input names (and the CLI's flags): one table, in front/.
+const FIELD_INPUT: Record<CredentialField | 'grant', InputName> = CREDENTIAL_NAMES;
 
 /** Inputs whose values are secrets: masked before anything else happens, never echoed. */
 export const SECRET_INPUTS: readonly InputName[] = [

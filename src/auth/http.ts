@@ -135,6 +135,17 @@ async function send(url: string, init: HttpRequest, options: HttpOptions) {
   };
 }
 
+/** For an error message: how hard we tried (` after 3 attempts`) and what the server asked. */
+export function attemptsNote(response: Pick<FormResponse, 'attempts' | 'retryAfter'>) {
+  return {
+    tries: response.attempts > 1 ? ` after ${response.attempts} attempts` : '',
+    wait:
+      response.retryAfter !== undefined
+        ? `; the server asks to retry after ${response.retryAfter} s`
+        : '',
+  };
+}
+
 function backoff(attempt: number, random: () => number = Math.random): number {
   const ceiling = Math.min(MAX_BACKOFF_MS, BASE_DELAY_MS * 2 ** (attempt - 1));
   return ceiling / 2 + random() * (ceiling / 2);

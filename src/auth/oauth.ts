@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import { InvalidResponseError, TokenEndpointError } from './errors.ts';
-import { type FormResponse, type HttpOptions, postForm } from './http.ts';
+import { attemptsNote, type FormResponse, type HttpOptions, postForm } from './http.ts';
 import { type Redact, serverText } from './redact.ts';
 import { PrintableText, SessionId, TokenString, TokenType } from './token-set.ts';
 
@@ -74,11 +74,7 @@ export function endpointError(response: FormResponse, redact: Redact): TokenEndp
   const error = serverText(body.error, redact)?.slice(0, 64);
   const description = serverText(body.error_description ?? body.message, redact);
   const said = [error, description && `(${description})`].filter(Boolean).join(' ');
-  const tries = response.attempts > 1 ? ` after ${response.attempts} attempts` : '';
-  const wait =
-    response.retryAfter !== undefined
-      ? `; the server asks to retry after ${response.retryAfter} s`
-      : '';
+  const { tries, wait } = attemptsNote(response);
   const hint =
     !error && [404, 405, 501].includes(response.status)
       ? ' Is the token URL a token endpoint (.../protocol/openid-connect/token)?'

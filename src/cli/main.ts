@@ -12,6 +12,7 @@ import {
 } from '../auth/index.ts';
 import { oneLine } from '../auth/redact.ts';
 import {
+  CREDENTIAL_NAMES,
   type Credentials,
   GRANT_NAMES,
   type GrantName,
@@ -92,16 +93,8 @@ const OPTIONS = {
 type OptionName = keyof typeof OPTIONS;
 const VERBS = ['login', 'token', 'header', 'status', 'logout', 's3', 'help'] as const;
 
-const FIELD_OPTION: Record<keyof Credentials | 'grant', OptionName> = {
-  grant: 'grant',
-  username: 'username',
-  password: 'password',
-  totp: 'totp',
-  totpSecret: 'totp-secret',
-  refreshToken: 'refresh-token',
-  clientId: 'client-id',
-  clientSecret: 'client-secret',
-};
+// The credential names are the flags (and the action's inputs): one table, in front/.
+const FIELD_OPTION: Record<keyof Credentials | 'grant', OptionName> = CREDENTIAL_NAMES;
 
 /** Bad usage: exit code 2. */
 class UsageError extends Error {}

@@ -27,6 +27,21 @@ export type GrantName = (typeof GRANT_NAMES)[number];
 export const grantChoice = (name: GrantName): GrantChoice =>
   name === 'auto' ? 'auto' : (name.replace('-', '_') as GrantType);
 
+/**
+ * The one name of each credential field in both front ends: the action's input, and the CLI's
+ * flag without its dashes.
+ */
+export const CREDENTIAL_NAMES = {
+  grant: 'grant',
+  username: 'username',
+  password: 'password',
+  totp: 'totp',
+  totpSecret: 'totp-secret',
+  refreshToken: 'refresh-token',
+  clientId: 'client-id',
+  clientSecret: 'client-secret',
+} as const satisfies Record<CredentialField | 'grant', string>;
+
 /** Whether any credential that can start a session is set (a client id alone cannot). */
 export const hasCredentials = (c: Credentials): boolean =>
   !!(c.username || c.password || c.clientSecret || c.refreshToken);

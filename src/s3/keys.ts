@@ -5,7 +5,7 @@ import { type Dispatcher, getGlobalDispatcher } from 'undici';
 import * as z from 'zod/mini';
 import { checkEndpointUrl } from '../auth/endpoint.ts';
 import { CdseAuthError } from '../auth/errors.ts';
-import { type FormResponse, type HttpRequest, sendWithRetry } from '../auth/http.ts';
+import { attemptsNote, type FormResponse, type HttpRequest, sendWithRetry } from '../auth/http.ts';
 import { oneLine, type Redact, redactor, serverText } from '../auth/redact.ts';
 
 export const DEFAULT_S3_KEYS_URL = 'https://s3-keys-manager.cloudferro.com/api/user/credentials';
@@ -238,11 +238,7 @@ function detailOf(response: FormResponse): string | undefined {
 
 function httpError(what: string, response: FormResponse, redact: Redact): S3KeysError {
   const said = serverText(detailOf(response), redact);
-  const tries = response.attempts > 1 ? ` after ${response.attempts} attempts` : '';
-  const wait =
-    response.retryAfter !== undefined
-      ? `; the server asks to retry after ${response.retryAfter} s`
-      : '';
+  const { tries, wait } = attemptsNote(response);
   const hint =
     response.status === 401 || response.status === 403
       ? 'The access token was not accepted: is it expired, or from another identity server than CDSE?'
