@@ -6,7 +6,8 @@ import type { CachedLogin } from './cache-store.ts';
 import type { WorkflowCache } from './workflow-cache.ts';
 
 // After a refused refresh, how long to wait for the job that won the renewal to save its token
-// set to the cache (an @actions/cache save takes a second or more on a busy runner): ~8 s in all, only on that path.
+// set to the cache (an @actions/cache save takes a second or more on a busy runner): ~8 s in
+// all, and only on that path.
 const SUCCESSOR_POLLS_MS = [0, 250, 500, 1000, 1500, 2000, 2500];
 
 /**
