@@ -82,7 +82,7 @@ describe('bad inputs fail with one error line that names the input', () => {
     {
       name: 'bad totp',
       inputs: { ...creds, totp: '12ab56' },
-      error: [/Input totp:/],
+      error: [/^totp: The TOTP code must be 6 to 8 digits/],
     },
     {
       name: 'bad totp-secret',

@@ -186,3 +186,37 @@ describe('scope and the stored-session mode', () => {
     assert.equal(server.counts.total, before, 'a refresh token known to be dead is not sent');
   });
 });
+
+describe('errors carry fields, not only words', () => {
+  test('retryable: a fault that outlasted the attempts, not a refusal', async () => {
+    server.inject({ kind: 'status', status: 503 });
+    const fault = await failure(manager({ maxAttempts: 1 }).getTokenSet());
+    assert.equal(fault.retryable, true);
+    assert.equal(fault.status, 503);
+    const refusal = await failure(manager({}, 'wrong-password').getTokenSet());
+    assert.equal(refusal.retryable, false);
+  });
+
+  test('input: which setting is at fault, by the library name', () => {
+    const bad = (options: ConstructorParameters<typeof PasswordAuth>[2]) => {
+      try {
+        new PasswordAuth('u', 'p', options);
+      } catch (error) {
+        return (error as CdseAuthError).input;
+      }
+      return 'no error';
+    };
+    assert.equal(bad({ totp: '12ab' }), 'totp');
+    assert.equal(bad({ totpSecret: 'not base32 !' }), 'totpSecret');
+    assert.equal(bad({ totp: '123456', totpSecret: TOTP_SECRET }), 'totpSecret');
+  });
+
+  test('a token set names its own secrets', async () => {
+    const tokenSet = await manager().getTokenSet();
+    assert.deepEqual(tokenSet.secrets(), [
+      tokenSet.accessToken,
+      `Bearer ${tokenSet.accessToken}`,
+      tokenSet.refreshToken,
+    ]);
+  });
+});

@@ -59,9 +59,8 @@ const InputsSchema = z.object({
   ),
   username: optional(),
   password: optional(),
-  totp: optional().check(
-    z.refine((v) => v === undefined || /^\d{6,8}$/.test(v), 'expected the 6-digit code'),
-  ),
+  // Its format is checked once, by PasswordAuth, which the error names this input for.
+  totp: optional(),
   'totp-secret': optional(),
   'refresh-token': optional(),
   'client-id': z.string().check(z.minLength(1, 'expected a client id')),

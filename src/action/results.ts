@@ -18,9 +18,7 @@ export interface LoginResult {
 
 /** Registers every token with the runner's masker. Call before anything prints. */
 export function maskTokens(runner: Runner, tokenSet: TokenSet): void {
-  runner.setSecret(tokenSet.accessToken);
-  runner.setSecret(tokenSet.authorizationHeader);
-  if (tokenSet.refreshToken) runner.setSecret(tokenSet.refreshToken);
+  for (const secret of tokenSet.secrets()) runner.setSecret(secret);
 }
 
 /** Registers an S3 key pair with the masker: the id too, as it names whose keys these are. */

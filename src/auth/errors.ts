@@ -10,6 +10,10 @@ export interface ErrorDetails {
   attempts?: number;
   /** What the user can do about it, in the library's words; front ends may say it in theirs. */
   hint?: string;
+  /** The setting at fault, by the library's name (e.g. `totpSecret`): front ends name it theirs. */
+  input?: string;
+  /** Whether the same request could succeed later (a fault, not a refusal). */
+  retryable?: boolean;
 }
 
 /** Base class of every error this library throws on purpose. */
@@ -20,6 +24,8 @@ export class CdseAuthError extends Error {
   readonly errorDescription: string | undefined;
   readonly attempts: number | undefined;
   readonly hint: string | undefined;
+  readonly input: string | undefined;
+  readonly retryable: boolean | undefined;
 
   constructor(message: string, details: ErrorDetails = {}) {
     super(message);
@@ -28,6 +34,8 @@ export class CdseAuthError extends Error {
     this.errorDescription = details.errorDescription;
     this.attempts = details.attempts;
     this.hint = details.hint;
+    this.input = details.input;
+    this.retryable = details.retryable;
   }
 }
 

@@ -33,7 +33,7 @@ const MAX_BODY_BYTES = 1 << 20;
 const USER_AGENT = 'cdse-auth (+https://github.com/cdse-auth/cdse-auth)';
 
 // Rate limits, gateway and server faults pass; 501/505 would only fail again.
-const retryableStatus = (s: number) =>
+export const retryableStatus = (s: number) =>
   s === 408 || s === 429 || (s >= 500 && s !== 501 && s !== 505);
 
 /**
@@ -97,7 +97,7 @@ export async function sendWithRetry(
         const message = `Could not reach ${new URL(url).host}: ${describeNetworkError(error)} (${tries}).${permanent ? ` ${permanent}` : ''}`;
         throw options.unreachable
           ? options.unreachable(message, attempt)
-          : new TokenEndpointError(message, { attempts: attempt });
+          : new TokenEndpointError(message, { attempts: attempt, retryable: !permanent });
       }
       delayMs = backoff(attempt, options.random);
     }

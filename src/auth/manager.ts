@@ -316,9 +316,7 @@ export class TokenManager {
     const sentAt = this.#now();
     const response = await requestToken(this.tokenUrl, form, this.#httpOptions(), this.#redact);
     const tokenSet = this.#tokenSet(response, sentAt, previous);
-    this.#onSecret(tokenSet.accessToken);
-    this.#onSecret(tokenSet.authorizationHeader);
-    if (tokenSet.refreshToken) this.#onSecret(tokenSet.refreshToken);
+    for (const secret of tokenSet.secrets()) this.#onSecret(secret);
     await this.store.save(tokenSet);
     this.#current = tokenSet;
     this.#lastGrant = grant;
@@ -406,8 +404,7 @@ export class TokenManager {
     ...(this.provider?.secrets() ?? []),
     this.#clientSecret,
     ...this.#sent,
-    this.#current?.accessToken,
-    this.#current?.refreshToken,
+    ...(this.#current?.secrets() ?? []),
   ]);
 }
 

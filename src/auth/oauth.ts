@@ -1,6 +1,12 @@
 import * as z from 'zod/mini';
 import { InvalidResponseError, TokenEndpointError } from './errors.ts';
-import { attemptsNote, type FormResponse, type HttpOptions, postForm } from './http.ts';
+import {
+  attemptsNote,
+  type FormResponse,
+  type HttpOptions,
+  postForm,
+  retryableStatus,
+} from './http.ts';
 import { type Redact, serverText } from './redact.ts';
 import { PrintableText, SessionId, TokenString, TokenType } from './token-set.ts';
 
@@ -86,6 +92,7 @@ export function endpointError(response: FormResponse, redact: Redact): TokenEndp
       ...(error !== undefined && { error }),
       ...(description !== undefined && { errorDescription: description }),
       attempts: response.attempts,
+      retryable: retryableStatus(response.status),
     },
   );
 }

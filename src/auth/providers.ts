@@ -56,10 +56,12 @@ export class PasswordAuth extends AuthProvider {
     if (!password) throw new ConfigurationError('PasswordAuth needs a password.');
     const { totp, totpSecret } = options;
     if (totp && totpSecret) {
-      throw new ConfigurationError('Give either a one-time TOTP code or a TOTP secret, not both.');
+      throw new ConfigurationError('Give either a one-time TOTP code or a TOTP secret, not both.', {
+        input: 'totpSecret',
+      });
     }
     if (totp !== undefined && !/^\d{6,8}$/.test(totp)) {
-      throw new ConfigurationError('The TOTP code must be 6 to 8 digits.');
+      throw new ConfigurationError('The TOTP code must be 6 to 8 digits.', { input: 'totp' });
     }
     this.username = username;
     this.clientId = options.clientId ?? DEFAULT_CLIENT_ID;
@@ -104,6 +106,7 @@ function parseTotpSecret(value: string): TOTP {
   const invalid = () =>
     new ConfigurationError(
       'The TOTP secret is neither a base32 secret nor an otpauth://totp/ URI.',
+      { input: 'totpSecret' },
     );
   let generator: TOTP;
   try {

@@ -82,6 +82,13 @@ export class TokenSet {
     );
   }
 
+  /** The values to mask wherever this token set is used: both tokens and the header value. */
+  secrets(): string[] {
+    const values = [this.accessToken, this.authorizationHeader];
+    if (this.refreshToken) values.push(this.refreshToken);
+    return values;
+  }
+
   toJSON(): TokenSetData {
     return { ...this };
   }

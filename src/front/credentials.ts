@@ -105,9 +105,6 @@ export function providerFromCredentials(
   switch (chosen) {
     case 'password':
       require('username', 'password');
-      if (isSet('totp') && isSet('totpSecret')) {
-        throw new ConfigurationError(`Set ${label('totp')} or ${label('totpSecret')}, not both.`);
-      }
       try {
         return new PasswordAuth(credentials.username as string, credentials.password as string, {
           clientId,
@@ -115,11 +112,12 @@ export function providerFromCredentials(
           ...(credentials.totpSecret && { totpSecret: credentials.totpSecret }),
         });
       } catch (error) {
-        // Only the 2FA value can be malformed here, and only one of the two is set: name it.
-        if (!(error instanceof ConfigurationError)) throw error;
-        throw new ConfigurationError(
-          `${label(isSet('totpSecret') ? 'totpSecret' : 'totp')}: ${error.message}`,
-        );
+        // The library checks the 2FA values (their format, not both at once) and says which
+        // one it means: the message gets this front end's name for it, never the value.
+        if (!(error instanceof ConfigurationError) || !error.input) throw error;
+        throw new ConfigurationError(`${label(error.input as CredentialField)}: ${error.message}`, {
+          input: error.input,
+        });
       }
     case 'client_credentials':
       require('clientSecret');
