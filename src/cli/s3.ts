@@ -31,12 +31,12 @@ export interface S3CommandOptions {
 }
 
 export class S3Command {
-  readonly #o: S3CommandOptions;
+  readonly #options: S3CommandOptions;
   readonly keysUrl: string;
   readonly endpoint: string;
 
   constructor(options: S3CommandOptions) {
-    this.#o = options;
+    this.#options = options;
     const { settingOf, store } = options;
     // Flag, then variable, then what the action's step left in the file, then CDSE's.
     const keys = settingOf('s3-keys-url');
@@ -84,9 +84,9 @@ export class S3Command {
   /** The variables for the login's pair, creating it the first time. */
   async print(json: boolean): Promise<number> {
     const pair = await this.#pair();
-    const vars = s3Environment({ ...pair, endpoint: this.endpoint }, this.#o.deps.env);
+    const vars = s3Environment({ ...pair, endpoint: this.endpoint }, this.#options.deps.env);
     const text = json ? jsonForm(vars) : exportLines(vars);
-    this.#o.deps.stdout(text.replace(/\n$/, ''));
+    this.#options.deps.stdout(text.replace(/\n$/, ''));
     return 0;
   }
 
@@ -94,14 +94,14 @@ export class S3Command {
     const listed = await this.#withToken((token, options) =>
       listKeyPairs(this.keysUrl, token, options),
     );
-    const ours = this.#o.store.settings.s3?.accessKeyId;
+    const ours = this.#options.store.settings.s3?.accessKeyId;
     const rows = listed.map((key) => ({
       accessKeyId: key.accessKeyId,
       expiresAt: key.expiresAt?.toISOString() ?? null,
       ...(key.enabled !== undefined && { enabled: key.enabled }),
       createdByThisLogin: key.accessKeyId === ours,
     }));
-    const { deps } = this.#o;
+    const { deps } = this.#options;
     if (json) deps.stdout(JSON.stringify(rows, null, 2));
     else {
       for (const row of rows) {
@@ -118,8 +118,8 @@ export class S3Command {
     const gone = await this.#withToken((token, options) =>
       deleteKeyPair(this.keysUrl, token, id, options),
     );
-    if (this.#o.store.settings.s3?.accessKeyId === id) await this.#forget();
-    this.#o.deps.stderr(
+    if (this.#options.store.settings.s3?.accessKeyId === id) await this.#forget();
+    this.#options.deps.stderr(
       gone
         ? `cdse-auth: deleted S3 key pair ${id}.`
         : `cdse-auth: no S3 key pair ${id} (already deleted, expired, or another user's).`,
@@ -132,7 +132,7 @@ export class S3Command {
    * the session must end all the same.
    */
   async deleteCreated({ onLogout }: { onLogout: boolean }): Promise<number> {
-    const { deps, store } = this.#o;
+    const { deps, store } = this.#options;
     const pair = store.settings.s3;
     if (!pair) {
       deps.stderr('cdse-auth: this login created no S3 key pair; nothing to delete.');
@@ -159,7 +159,7 @@ export class S3Command {
   }
 
   async #pair(): Promise<StoredKeyPair> {
-    const { store } = this.#o;
+    const { store } = this.#options;
     const known = this.#reusable(store.settings.s3);
     if (known) return known;
     // The token first, outside the file's lock: a renewal takes that lock itself.
@@ -193,15 +193,15 @@ export class S3Command {
   }
 
   async #forget(): Promise<void> {
-    await this.#o.store.updateSettings(async () => ({ s3: undefined }));
+    await this.#options.store.updateSettings(async () => ({ s3: undefined }));
   }
 
   async #withToken<T>(work: (token: string, options: KeysOptions) => Promise<T>): Promise<T> {
-    const manager = this.#o.sessionManager();
-    const dispatcher = s3Dispatcher(this.#o.deps.env);
+    const manager = this.#options.sessionManager();
+    const dispatcher = s3Dispatcher(this.#options.deps.env);
     try {
       const token = await manager.accessToken();
-      const { timeout, maxAttempts } = this.#o;
+      const { timeout, maxAttempts } = this.#options;
       return await work(token, {
         dispatcher,
         ...(timeout !== undefined && { timeoutMs: timeout * 1000 }),
@@ -213,6 +213,6 @@ export class S3Command {
   }
 
   #maskPair(pair: StoredKeyPair): void {
-    for (const value of pairMasks(pair)) this.#o.mask?.(value);
+    for (const value of pairMasks(pair)) this.#options.mask?.(value);
   }
 }
