@@ -57,7 +57,7 @@ function configuration(
       ? 'Pull requests from forks receive no secrets, so this step cannot log in there.'
       : // biome-ignore lint/suspicious/noTemplateCurlyInString: the workflow expression, quoted
         'Every secret input is empty: a `${{ secrets.NAME }}` that does not exist, or is not passed to this job (Dependabot runs, reusable workflows called without `secrets:`), is empty.';
-    throw new ConfigurationError(error.message, { hint });
+    throw new ConfigurationError(error.message, { ...error, hint });
   }
 }
 
