@@ -15,8 +15,8 @@
 // - Rotation: `rotateRefreshTokens`, `refreshTokenMaxReuse`, `onRefreshReuse`.
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback } from './loopback.ts';
 
 export interface IdentityUser {
   username: string;
@@ -447,18 +447,9 @@ export class IdentityServer {
   }
 
   static async start(options: IdentityServerOptions = {}): Promise<IdentityServer> {
-    const server = createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port ?? 0, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    const server = await listenOnLoopback(options.port);
     const identity = new IdentityServer(server, options);
     server.on('request', (req, res) => identity.#handle(req, res));
-    // A client error (e.g. a malformed request) must not crash the test process or print.
-    server.on('clientError', (_err, socket) => socket.destroy());
     return identity;
   }
 
@@ -539,11 +530,7 @@ export class IdentityServer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeAllConnections();
-    await closed;
+    await closeServer(this.#server, this.#timers);
   }
 
   #isActive(session: Session, now: number): boolean {

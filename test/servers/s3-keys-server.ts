@@ -11,8 +11,8 @@
 // reference allows.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback } from './loopback.ts';
 
 export const CREDENTIALS_PATH = '/api/user/credentials';
 const DELETE_PREFIX = `${CREDENTIALS_PATH}/access_id/`;
@@ -134,17 +134,9 @@ export class S3KeysServer {
   }
 
   static async start(options: S3KeysServerOptions): Promise<S3KeysServer> {
-    const server = createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port ?? 0, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    const server = await listenOnLoopback(options.port);
     const peer = new S3KeysServer(server, options);
     server.on('request', (req, res) => peer.#handle(req, res));
-    server.on('clientError', (_err, socket) => socket.destroy());
     return peer;
   }
 
@@ -196,11 +188,7 @@ export class S3KeysServer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeAllConnections();
-    await closed;
+    await closeServer(this.#server, this.#timers);
   }
 
   #newKey(user: string): KeyRecord {

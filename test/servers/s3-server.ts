@@ -7,8 +7,8 @@
 // HeadObject over what the test `put`s. Test hooks: `inject(...faults)`, `requests`, `counts`.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { closeServer, listenOnLoopback } from './loopback.ts';
 
 export const BUCKET = 'eodata';
 const MAX_BODY_BYTES = 1 << 20;
@@ -120,17 +120,9 @@ export class S3Server {
   }
 
   static async start(options: S3ServerOptions): Promise<S3Server> {
-    const server = createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(options.port ?? 0, '127.0.0.1', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    const server = await listenOnLoopback(options.port);
     const peer = new S3Server(server, options);
     server.on('request', (req, res) => peer.#handle(req, res));
-    server.on('clientError', (_err, socket) => socket.destroy());
     return peer;
   }
 
@@ -151,9 +143,7 @@ export class S3Server {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeAllConnections();
-    await closed;
+    await closeServer(this.#server, new Set());
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
