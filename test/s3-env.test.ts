@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { ConfigurationError } from '../src/auth/errors.ts';
 import { exportLines, jsonForm, s3Environment } from '../src/s3/environment.ts';
 import { createKeyPair } from '../src/s3/keys.ts';
+import { passwordLogin, tokensOf } from './fixtures.ts';
 import { IdentityServer } from './servers/identity-server.ts';
 import { S3KeysServer } from './servers/s3-keys-server.ts';
 import { S3Server } from './servers/s3-server.ts';
@@ -143,23 +144,11 @@ describe('an SDK configured only from the environment', () => {
   before(async () => {
     identity = await IdentityServer.start({ users: [{ username: 'alice', password: 'pw-alice' }] });
     keys = await S3KeysServer.start({
-      authorize: (t) => {
-        const session = identity.accessTokenValid(t) ? identity.sessionOf(t) : undefined;
-        return session === undefined ? undefined : identity.sessionInfo(session)?.username;
-      },
+      authorize: (token) => identity.userOf(token),
     });
     s3 = await S3Server.start({ secretOf: (id) => keys.secretOf(id) });
     s3.put('Sentinel-2/MSI/L1C/2024/05/01/S2A.SAFE/manifest.safe', 'manifest bytes');
-    const res = await fetch(identity.tokenUrl, {
-      method: 'POST',
-      body: new URLSearchParams({
-        grant_type: 'password',
-        client_id: 'cdse-public',
-        username: 'alice',
-        password: 'pw-alice',
-      }),
-    });
-    token = String(((await res.json()) as Record<string, unknown>).access_token);
+    token = String((await tokensOf(passwordLogin(identity, 'alice', 'pw-alice'))).access_token);
   });
 
   after(async () => {

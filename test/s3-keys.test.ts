@@ -9,6 +9,7 @@ import {
   S3KeyCapError,
   S3KeysError,
 } from '../src/s3/keys.ts';
+import { passwordLogin, tokensOf } from './fixtures.ts';
 import { IdentityServer } from './servers/identity-server.ts';
 import { CAP_DETAIL, S3KeysServer } from './servers/s3-keys-server.ts';
 
@@ -19,17 +20,7 @@ let bob: string;
 let slept: number[];
 
 async function login(username: string, password: string): Promise<string> {
-  const res = await fetch(identity.tokenUrl, {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'password',
-      client_id: 'cdse-public',
-      username,
-      password,
-    }),
-  });
-  assert.equal(res.status, 200);
-  return String(((await res.json()) as Record<string, unknown>).access_token);
+  return String((await tokensOf(passwordLogin(identity, username, password))).access_token);
 }
 
 const options = (extra: KeysOptions = {}): KeysOptions => ({
@@ -72,10 +63,7 @@ before(async () => {
     ],
   });
   keys = await S3KeysServer.start({
-    authorize: (token) => {
-      const session = identity.accessTokenValid(token) ? identity.sessionOf(token) : undefined;
-      return session === undefined ? undefined : identity.sessionInfo(session)?.username;
-    },
+    authorize: (token) => identity.userOf(token),
   });
   alice = await login('alice', 'pw-alice');
   bob = await login('bob', 'pw-bob');

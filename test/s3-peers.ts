@@ -23,10 +23,7 @@ export interface Peers {
 export async function startPeers(options: Partial<S3KeysServerOptions> = {}): Promise<Peers> {
   const identity = await IdentityServer.start({ users: [{ username: USER, password: PASSWORD }] });
   const keys = await S3KeysServer.start({
-    authorize: (token) => {
-      const session = identity.accessTokenValid(token) ? identity.sessionOf(token) : undefined;
-      return session === undefined ? undefined : identity.sessionInfo(session)?.username;
-    },
+    authorize: (token) => identity.userOf(token),
     ...options,
   });
   const s3 = await S3Server.start({ secretOf: (id) => keys.secretOf(id) });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { createKeyPair } from '../src/s3/keys.ts';
 import { type ProbeAnswer, s3Probe, waitUntilUsable } from '../src/s3/ready.ts';
+import { passwordLogin, tokensOf } from './fixtures.ts';
 import { IdentityServer } from './servers/identity-server.ts';
 import { S3KeysServer } from './servers/s3-keys-server.ts';
 import { S3Server } from './servers/s3-server.ts';
@@ -23,24 +24,12 @@ const fake = {
 before(async () => {
   identity = await IdentityServer.start({ users: [{ username: 'alice', password: 'pw-alice' }] });
   keys = await S3KeysServer.start({
-    authorize: (t) => {
-      const session = identity.accessTokenValid(t) ? identity.sessionOf(t) : undefined;
-      return session === undefined ? undefined : identity.sessionInfo(session)?.username;
-    },
+    authorize: (token) => identity.userOf(token),
     now: () => clock.ms,
   });
   // The S3 peer checks request dates on the real clock; only propagation runs on the fake one.
   s3 = await S3Server.start({ secretOf: (id) => keys.secretOf(id) });
-  const res = await fetch(identity.tokenUrl, {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'password',
-      client_id: 'cdse-public',
-      username: 'alice',
-      password: 'pw-alice',
-    }),
-  });
-  token = String(((await res.json()) as Record<string, unknown>).access_token);
+  token = String((await tokensOf(passwordLogin(identity, 'alice', 'pw-alice'))).access_token);
 });
 
 beforeEach(() => {

@@ -11,6 +11,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { signRequest, UNSIGNED_PAYLOAD } from '../src/s3/sigv4.ts';
+import { passwordLogin, tokensOf } from './fixtures.ts';
 import { IdentityServer } from './servers/identity-server.ts';
 import { S3KeysServer } from './servers/s3-keys-server.ts';
 import { S3Server } from './servers/s3-server.ts';
@@ -22,17 +23,7 @@ let token: string;
 const clock = { ms: Date.now() };
 
 async function login(username: string, password: string): Promise<string> {
-  const res = await fetch(identity.tokenUrl, {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'password',
-      client_id: 'cdse-public',
-      username,
-      password,
-    }),
-  });
-  assert.equal(res.status, 200);
-  return String(((await res.json()) as Record<string, unknown>).access_token);
+  return String((await tokensOf(passwordLogin(identity, username, password))).access_token);
 }
 
 async function newPair(): Promise<{ accessKeyId: string; secretAccessKey: string }> {
@@ -68,10 +59,7 @@ async function s3Error(promise: Promise<unknown>): Promise<string> {
 before(async () => {
   identity = await IdentityServer.start({ users: [{ username: 'alice', password: 'pw-alice' }] });
   keys = await S3KeysServer.start({
-    authorize: (t) => {
-      const session = identity.accessTokenValid(t) ? identity.sessionOf(t) : undefined;
-      return session === undefined ? undefined : identity.sessionInfo(session)?.username;
-    },
+    authorize: (token) => identity.userOf(token),
     now: () => clock.ms,
   });
   s3 = await S3Server.start({ secretOf: (id) => keys.secretOf(id) });

@@ -522,6 +522,13 @@ export class IdentityServer {
     return record !== undefined && this.#now() < record.expiresAt;
   }
 
+  /** The user a valid access token belongs to: how a resource server (the S3 keys peer) checks a bearer. */
+  userOf(accessToken: string): string | undefined {
+    if (!this.accessTokenValid(accessToken)) return undefined;
+    const session = this.sessionOf(accessToken);
+    return session === undefined ? undefined : this.sessionInfo(session)?.username;
+  }
+
   resetCounts(): void {
     for (const key of Object.keys(this.counts) as Array<keyof IdentityCounts>) this.counts[key] = 0;
     this.requests.length = 0;
